@@ -1,0 +1,74 @@
+"""The root of the ``trainfix`` command: composes one module per command.
+
+Commands are plain functions (importable and testable) registered here; nothing else lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from trainfix import __version__
+from trainfix.cli import common
+
+app = typer.Typer(
+    name="trainfix",
+    help="Training-instability triage for PyTorch: diagnose a run, apply a fix, retrain, prove it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"trainfix {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+) -> None:
+    """trainfix: read the run directory you already have, say what went wrong, fix it, prove it."""
+    common.set_debug(debug)
+
+
+def _register() -> None:
+    from trainfix.cli import (
+        apply,
+        check,
+        compare,
+        demo,
+        diagnose,
+        explain,
+        inspect,
+        listing,
+        metrics,
+        train,
+    )
+
+    app.command("diagnose")(diagnose.diagnose_command)
+    app.command("check")(check.check_command)
+    app.command("metrics")(metrics.metrics_command)
+    app.command("explain")(explain.explain_command)
+    app.command("list")(listing.list_command)
+    app.command("inspect")(inspect.inspect_command)
+    app.command("apply")(apply.apply_command)
+    app.command("train")(train.train_command)
+    app.command("compare")(compare.compare_command)
+    app.command("demo")(demo.demo_command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,85 @@
+"""What every command shares: option aliases, output consoles and the error boundary.
+
+:func:`command` wraps a command function so that a :class:`~trainfix.errors.TrainfixError` becomes
+``error: ...`` / ``hint: ...`` on stderr (or one JSON document on stdout when the command was asked
+for ``--format json``) and exit code 2, and any other exception an "internal error" line, also exit
+2; ``--debug`` (or ``TRAINFIX_DEBUG=1``) re-raises so the traceback shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+
+from trainfix.errors import TrainfixError
+
+# Consoles: stdout for results, stderr for errors and progress.  Created per call so that tests
+# with CliRunner (which swaps sys.stdout) capture output.
+
+
+def out() -> Console:
+    return Console(file=sys.stdout, soft_wrap=True, highlight=False)
+
+
+def err() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True, highlight=False)
+
+
+_STATE: dict[str, Any] = {"debug": False}
+
+
+def set_debug(value: bool) -> None:
+    _STATE["debug"] = bool(value)
+
+
+def debug_enabled() -> bool:
+    return _STATE["debug"] or os.environ.get("TRAINFIX_DEBUG", "") not in ("", "0")
+
+
+def fail(exc: TrainfixError, *, json_mode: bool = False) -> None:
+    """Report an expected error and exit 2."""
+    if json_mode:
+        sys.stdout.write(json.dumps({"schema": 1, "error": exc.to_dict()}) + "\n")
+    else:
+        lines = [f"error: {exc.message}"]
+        lines += [f"  - {d}" for d in exc.details]
+        if exc.hint:
+            lines.append(f"hint: {exc.hint}")
+        sys.stderr.write("\n".join(lines) + "\n")
+    raise typer.Exit(2)
+
+
+def command(fn: Callable) -> Callable:
+    """The error boundary around one command (see module docstring)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        json_mode = str(kwargs.get("format") or kwargs.get("fmt") or "").lower() == "json"
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except TrainfixError as exc:
+            if debug_enabled():
+                raise
+            fail(exc, json_mode=json_mode)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # an internal error still ends in one line and exit 2
+            if debug_enabled():
+                raise
+            internal = TrainfixError(
+                f"internal error: {type(exc).__name__}: {exc}",
+                "rerun with --debug for the traceback, and report it with the command you ran",
+            )
+            internal.code = "internal"
+            fail(internal, json_mode=json_mode)
+
+    return wrapper
