@@ -1,12 +1,323 @@
-"""`trainfix apply`: placeholder until the command lands (see the issue that owns it)."""
+"""`trainfix apply`: patch a run's config with a fix (a new file and its diff), or repair a checkpoint.
+
+``trainfix apply [RUN_DIR|CONFIG|CKPT] --fix ID [--fix ID ...] [-o OUT] [--dry-run] [--relaunch]
+[--resume-from CKPT] [--relaunch-cmd 'python train.py --config {config}'] [--model REF]``
+
+- No path: the current directory, so ``trainfix apply --fix sparsity-l1`` inside a run dir works.
+- A run dir: its ``config.yaml``, or the one foreign config found in it.
+- Without ``--fix``: the run is diagnosed and the best fix per finding is listed, then applied.
+- The patched config is a NEW file (``<name>.fixed.yaml`` next to the input, or ``-o``), written
+  atomically; the input is never modified.  ``--dry-run`` shows the diff and writes nothing.
+- A checkpoint with ``--fix checkpoint-keys``: a repaired copy (see ``trainfix explain checkpoint-keys``).
+- ``--relaunch`` trains the patched trainfix config into a new run dir; ``--relaunch-cmd`` runs
+  your own command with ``{config}`` replaced by the patched file's path.
+"""
 
 from __future__ import annotations
 
-from trainfix.cli.common import command
-from trainfix.errors import UsageError
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+
+from trainfix.cli.common import command, err, out
+from trainfix.errors import FixError, InputError, TrainingError, UsageError
+
+CHECKPOINT_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".pkl"}
+TAIL_LINES = 20
 
 
 @command
-def apply_command() -> None:
-    """Not available yet."""
-    raise UsageError("'trainfix apply' is not available in this build", "see 'trainfix --help'")
+def apply_command(
+    path: Annotated[Optional[Path], typer.Argument(help="Run dir, config file or checkpoint (default: the current directory).")] = None,
+    fix: Annotated[Optional[list[str]], typer.Option("--fix", "-f", help="Fix id to apply (repeatable). Default: the fixes the run's diagnosis recommends.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write: a file, or a directory for <name>.fixed.<ext>.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and the diff; write nothing.")] = False,
+    relaunch: Annotated[bool, typer.Option("--relaunch", help="Train the patched trainfix config into a new run dir.")] = False,
+    resume_from: Annotated[Optional[Path], typer.Option("--resume-from", help="With --relaunch: warm-start from this checkpoint (when the fixes allow it).")] = None,
+    relaunch_cmd: Annotated[Optional[str], typer.Option("--relaunch-cmd", help="Run your own training command; {config} becomes the patched file.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="checkpoint-keys: a trainfix config or module:factory to prove the repaired keys load strictly.")] = None,
+) -> None:
+    """Apply fixes: write a patched copy of a config (with its diff) or repair a checkpoint."""
+    target = Path(path) if path is not None else Path.cwd()
+    if not target.exists():
+        raise InputError(f"no such file or directory: {target}", "give a run directory, a config file or a checkpoint")
+    fixes = list(fix or [])
+    if relaunch and relaunch_cmd:
+        raise UsageError("--relaunch and --relaunch-cmd are alternatives", "use --relaunch for trainfix configs, --relaunch-cmd for your own script")
+    if resume_from is not None and not relaunch:
+        raise UsageError("--resume-from needs --relaunch", "add --relaunch")
+    if target.is_file() and target.suffix.lower() in CHECKPOINT_SUFFIXES:
+        _repair_checkpoint(target, fixes, output, model, dry_run)
+        return
+    if "checkpoint-keys" in fixes:
+        raise UsageError("'checkpoint-keys' repairs a checkpoint, not a config",
+                         "run: trainfix apply path/to/checkpoint.pt --fix checkpoint-keys")
+
+    from trainfix.fixes.foreign import default_output, find_config, load_document
+    from trainfix.fixes.patch import patch_document
+    from trainfix.fixes.recommend import plan_fixes, recommend
+
+    config_path = find_config(target) if target.is_dir() else target
+    run_dir = target if target.is_dir() else target.parent
+    doc = load_document(config_path)
+    con = out()
+    con.print(f"config: [bold]{escape(str(config_path))}[/] ({_flavor_text(doc.flavor)})")
+
+    report = diagnose_quietly(run_dir)
+    findings = list(report.findings) if report is not None else []
+    if not fixes:
+        if report is None:
+            raise UsageError(f"no --fix given and no training logs to diagnose in {run_dir}",
+                             "pass --fix ID (trainfix list fixes), or point at a run directory")
+        recs = recommend(doc.tree, findings)
+        show_recommendations(con, recs)
+        fixes = [r.recipe_id for r in recs if r.recipe_id and not r.shared]
+        if not fixes:
+            con.print("nothing to apply: no finding has a fix that edits this config")
+            return
+    patches, already = plan_fixes(doc.tree, _dedupe(fixes), findings, doc.provenance)
+    for fix_id in already:
+        con.print(f"[dim]{fix_id}: already applied to this config (its provenance lists it); nothing to change[/]")
+    out_path = default_output(config_path, output)
+    result = patch_document(doc, patches, str(out_path))
+    for patch, applied in result.applied:
+        show_patch(con, patch, applied)
+    if not result.changed:
+        con.print("nothing changed: every fix is already in place; no file written")
+        return
+    con.print()
+    show_diff(con, result.diff)
+    if dry_run:
+        con.print("[yellow]dry run: nothing written[/]")
+        return
+    _write(doc, result, out_path)
+    con.print(f"wrote [bold]{escape(str(out_path))}[/] (the input is unchanged)")
+    if relaunch:
+        if not doc.is_trainfix:
+            raise UsageError("--relaunch trains trainfix configs; this is a foreign config",
+                             "use --relaunch-cmd 'python train.py --config {config}'")
+        warm = [p.recipe_id for p in patches if not _recipe(p.recipe_id).warm_start]
+        if resume_from is not None and warm:
+            raise FixError(f"--resume-from is not safe with {', '.join(warm)}: the fix changes what the checkpoint holds",
+                           "relaunch without --resume-from (a fresh run)")
+        relaunch_trainfix(out_path, run_dir if target.is_dir() else None, resume_from)
+    elif relaunch_cmd:
+        run_user_command(relaunch_cmd, out_path)
+
+
+def _write(doc: Any, result: Any, out_path: Path) -> None:
+    from trainfix.fixes.foreign import write_document
+
+    write_document(doc, result.text, out_path, result.provenance)
+
+
+def _recipe(recipe_id: str):
+    from trainfix.fixes.recommend import make_recipe
+
+    return make_recipe(recipe_id)
+
+
+def _dedupe(ids: list[str]) -> list[str]:
+    seen: list[str] = []
+    for i in ids:
+        if i not in seen:
+            seen.append(i)
+    return seen
+
+
+def _flavor_text(flavor: str) -> str:
+    return {
+        "trainfix": "trainfix run config",
+        "hf-training-args": "Hugging Face TrainingArguments",
+        "lightning-hparams": "Lightning hparams.yaml",
+    }.get(flavor, f"foreign {flavor.upper()} config")
+
+
+# --------------------------------------------------------------------------- diagnosis
+
+
+def diagnose_quietly(run_dir: Path):
+    """The diagnosis of ``run_dir`` when it holds readable logs of one run, else None."""
+    from trainfix.errors import TrainfixError
+
+    if not has_logs(run_dir):
+        return None
+    try:
+        from trainfix.diagnostics.engine import diagnose_paths
+
+        report = diagnose_paths([run_dir])
+    except (TrainfixError, ImportError):
+        return None
+    runs = list(getattr(report, "runs", []) or [])
+    if len(runs) != 1:
+        return None
+    return runs[0]
+
+
+LOG_PATTERNS = ("metrics.jsonl", "*.jsonl", "events.out.tfevents*", "*.csv", "trainer_state.json", "*.log",
+                "*/events.out.tfevents*", "*/metrics.csv", "*/*/events.out.tfevents*", "*/*/metrics.csv")
+
+
+def has_logs(run_dir: Path) -> bool:
+    """Whether ``run_dir`` looks like a run directory (some log file in it or just below)."""
+    return any(next(run_dir.glob(p), None) is not None for p in LOG_PATTERNS)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def show_recommendations(con, recs) -> None:
+    if not recs:
+        con.print("the diagnosis found nothing to fix")
+        return
+    con.print("[bold]recommended fixes[/] (best fix per finding):")
+    for r in recs:
+        f = r.finding
+        sev = getattr(f.severity, "value", f.severity)
+        head = f"  {sev:<7} {f.detector}"
+        if r.recipe_id and r.shared:
+            con.print(f"{escape(head)} -> [bold]{r.recipe_id}[/] (same fix as above)")
+        elif r.recipe_id:
+            con.print(f"{escape(head)} -> [bold]{r.recipe_id}[/]")
+        else:
+            why = "; ".join(f"{i}: {reason}" for i, reason in r.passed_over) or "no fix listed"
+            con.print(f"{escape(head)} -> [dim]no config fix ({escape(why)})[/]")
+
+
+def show_patch(con, patch, applied) -> None:
+    label = f"[bold]{patch.recipe_id}[/]" + (f" (finding: {patch.finding})" if patch.finding else "")
+    if applied.already_applied:
+        con.print(f"{label}: already applied to this config (its provenance lists it); nothing to change")
+        return
+    con.print(label)
+    for note in patch.notes:
+        con.print(f"  [dim]{escape(note)}[/]")
+    for e in applied.changed:
+        con.print(f"  set {escape(e.describe())}")
+    for e in applied.unchanged:
+        con.print(f"  [dim]already {escape(e.dotted)} = {escape(str(e.new))}[/]")
+    for a in patch.advice:
+        con.print(f"  [yellow]advice:[/] {escape(a)}")
+
+
+def show_diff(con, diff: str) -> None:
+    for line in diff.splitlines():
+        style = "green" if line.startswith("+") and not line.startswith("+++") else \
+            "red" if line.startswith("-") and not line.startswith("---") else \
+            "cyan" if line.startswith("@@") else None
+        con.print(f"[{style}]{escape(line)}[/]" if style else escape(line))
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _repair_checkpoint(ckpt: Path, fixes: list[str], output: Optional[Path], model_ref: Optional[str], dry_run: bool) -> None:
+    from trainfix.fixes.recommend import make_recipe
+
+    fixes = fixes or ["checkpoint-keys"]
+    others = [f for f in fixes if f != "checkpoint-keys"]
+    if others:
+        raise UsageError(f"a checkpoint can only be repaired with checkpoint-keys, not {', '.join(others)}",
+                         "config fixes apply to a run dir or a config file")
+    if dry_run:
+        raise UsageError("--dry-run applies to config patches", "trainfix inspect CKPT shows what checkpoint-keys would rename")
+    recipe = make_recipe("checkpoint-keys")
+    model = None
+    if model_ref:
+        from trainfix.cli.inspect import load_model_ref
+
+        model = load_model_ref(model_ref)
+    if output is not None and output.is_dir():
+        output = output / recipe.default_out(ckpt).name
+    result = recipe.repair(ckpt, output, model)
+    con = out()
+    con.print(f"renamed {result.renamed} of {result.n_keys or result.renamed} key(s)"
+              + (f" (prefixes: {', '.join(result.prefixes)})" if result.prefixes else ""))
+    for old, new in list(result.examples)[:5]:
+        con.print(f"  [red]- {escape(old)}[/]\n  [green]+ {escape(new)}[/]")
+    if result.verified_strict:
+        con.print("proved: the repaired checkpoint loads into the model with strict=True")
+    con.print(f"wrote [bold]{escape(str(result.out_path))}[/] (the input is unchanged)")
+
+
+# --------------------------------------------------------------------------- relaunch
+
+
+def relaunch_dir(run_dir: Optional[Path], config_path: Path) -> Path:
+    """A fresh run dir for the relaunch: ``<run dir>-fixed`` beside the broken run (``-fixed-2``...),
+    or ``runs/<config stem>`` under the current directory for a bare config file."""
+    if run_dir is not None:
+        base = run_dir.parent / f"{run_dir.name}-fixed"
+    else:
+        base = Path.cwd() / "runs" / config_path.name.split(".")[0]
+        base = base.with_name(base.name + "-fixed")
+    cand, n = base, 2
+    while cand.exists():
+        cand = base.with_name(f"{base.name}-{n}")
+        n += 1
+    return cand
+
+
+def relaunch_trainfix(config_path: Path, run_dir: Optional[Path], resume_from: Optional[Path]) -> Path:
+    """Train the patched config with trainfix's trainer into a new run dir."""
+    from trainfix.trainers import train
+
+    out_dir = relaunch_dir(run_dir, config_path)
+    out().print(f"relaunching: trainfix train --config {escape(str(config_path))} --out {escape(str(out_dir))}"
+                + (f" (warm start from {escape(str(resume_from))})" if resume_from else ""))
+    resume = False
+    if resume_from is not None:
+        if not resume_from.is_file():
+            raise InputError(f"--resume-from {resume_from}: no such checkpoint", "pass a .pt file from the run's checkpoints/")
+        # the trainer resumes from <run>/checkpoints/last.pt: seed the new run dir with a copy
+        ckpt_dir = out_dir / "checkpoints"
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(resume_from, ckpt_dir / "last.pt")
+        meta = resume_from.with_name(resume_from.name + ".json")
+        if not meta.is_file():
+            meta = resume_from.with_suffix(".json")
+        if meta.is_file():
+            shutil.copyfile(meta, ckpt_dir / "last.pt.json" if meta.name.endswith(".pt.json") else ckpt_dir / "last.json")
+        resume = True
+    result = train(str(config_path), out_dir=out_dir, resume=resume)
+    done = Path(getattr(result, "out_dir", out_dir))
+    out().print(f"new run: [bold]{escape(str(done))}[/]; check it with: trainfix compare {escape(str(run_dir or ''))} {escape(str(done))}".rstrip())
+    return done
+
+
+def run_user_command(template: str, config_path: Path) -> None:
+    """Run ``template`` with ``{config}`` replaced by the (quoted) patched config path.
+
+    Output streams through; on failure the exit code and last lines are shown and TrainingError
+    raised (the patched config stays where it was written)."""
+    if "{config}" not in template:
+        raise UsageError("--relaunch-cmd must contain {config} (where the patched config's path goes)",
+                         "e.g. --relaunch-cmd 'python train.py --config {config}'")
+    cmd = template.replace("{config}", shlex.quote(str(config_path)))
+    err().print(f"relaunching: {escape(cmd)}")
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    try:
+        proc = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", env=os.environ.copy())
+    except OSError as exc:
+        raise TrainingError(f"could not start the relaunch command: {exc}",
+                            f"the patched config is kept at {config_path}") from None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        tail.append(line.rstrip("\n"))
+    code = proc.wait()
+    if code != 0:
+        raise TrainingError(
+            f"the relaunch command failed with exit code {code}",
+            f"the patched config is kept at {config_path}; fix the command and rerun it",
+            details=[f"last {len(tail)} line(s):"] + list(tail),
+        )

@@ -1,12 +1,66 @@
-"""`trainfix check`: placeholder until the command lands (see the issue that owns it)."""
+"""`trainfix check PATH...`: the CI gate over log files and run directories.
+
+Same pipeline as ``diagnose`` with CI defaults: ``--fail-on warning``, and ``--format github``
+when ``GITHUB_ACTIONS=true`` (one annotation per finding; the Markdown report is also appended to
+the job summary when ``GITHUB_STEP_SUMMARY`` is set), else ``rich``.  ``--junit FILE`` writes a
+JUnit XML report besides the chosen format; ``--exit-zero`` reports without failing the build
+(usage, input and internal errors still exit 2).
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
 from trainfix.cli.common import command
-from trainfix.errors import UsageError
+from trainfix.cli.diagnose import (
+    ConfigOpt,
+    FailOnOpt,
+    FormatOpt,
+    IgnoreOpt,
+    MetricOpt,
+    OutputOpt,
+    ParamOpt,
+    PathsArg,
+    SelectOpt,
+    SkippedOpt,
+    run_and_render,
+)
+
+ExitZeroOpt = Annotated[bool, typer.Option("--exit-zero", help="Exit 0 even when findings are at or above --fail-on.")]
+JunitOpt = Annotated[Optional[Path], typer.Option("--junit", help="Also write a JUnit XML report to FILE.",
+                                                  show_default=False, metavar="FILE")]
+
+
+def default_format() -> str:
+    return "github" if os.environ.get("GITHUB_ACTIONS", "").lower() == "true" else "rich"
 
 
 @command
-def check_command() -> None:
-    """Not available yet."""
-    raise UsageError("'trainfix check' is not available in this build", "see 'trainfix --help'")
+def check_command(
+    paths: PathsArg,
+    fail_on: FailOnOpt = None,
+    exit_zero: ExitZeroOpt = False,
+    fmt: FormatOpt = None,
+    junit: JunitOpt = None,
+    output: OutputOpt = None,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    param: ParamOpt = None,
+    metric: MetricOpt = None,
+    show_skipped: SkippedOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """CI gate: exit 1 when a finding is at or above --fail-on (default: warning).
+
+    Format: github annotations under GitHub Actions, else rich. Exit 2 on usage or input errors.
+    """
+    fmt = fmt or default_format()
+    code = run_and_render(paths, fmt=fmt, output=output, select=select, ignore=ignore, param=param,
+                          metric=metric, fail_on=fail_on, default_fail_on="warning",
+                          show_skipped=show_skipped, config=config, exit_zero=exit_zero, junit=junit,
+                          step_summary=fmt == "github")
+    raise typer.Exit(code)

@@ -1,12 +1,210 @@
-"""`trainfix compare`: placeholder until the command lands (see the issue that owns it)."""
+"""`trainfix compare RUN_A RUN_B`: did the fix work?  Findings resolved, remaining and new, and the
+key metrics of both runs side by side.
+
+Both runs are read and diagnosed the same way as ``trainfix diagnose`` does.  A finding is matched
+across runs by detector and its first tag.  The metrics (:func:`run_metrics`) are the ones the seed
+stories are judged by: final and best validation metric (direction-aware), validation std and the
+largest epoch-to-epoch swing over the second half of the run, per-step loss max/min ratio, each
+loss term's change from the first to the last tenth of the run, the spread of per-class accuracy,
+and the spread of learned uncertainty weights.  ``--format json`` prints one JSON document.
+"""
 
 from __future__ import annotations
 
-from trainfix.cli.common import command
-from trainfix.errors import UsageError
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from trainfix.cli.common import command, out
+from trainfix.errors import InputError, UsageError
+
+NEUTRAL = {"peak lr"}
+LOWER_IS_BETTER = {"val std", "largest val swing", "step loss max/min", "per-class acc spread", "final val loss"}
 
 
 @command
-def compare_command() -> None:
-    """Not available yet."""
-    raise UsageError("'trainfix compare' is not available in this build", "see 'trainfix --help'")
+def compare_command(
+    run_a: Annotated[Path, typer.Argument(help="The run before the fix.")],
+    run_b: Annotated[Path, typer.Argument(help="The run after the fix.")],
+    format: Annotated[str, typer.Option("--format", help="rich | json")] = "rich",
+) -> None:
+    """Compare two runs: findings resolved / remaining / new, and key metrics side by side."""
+    if format not in ("rich", "json"):
+        raise UsageError(f"unknown format '{format}'", "use --format rich or --format json")
+    a = diagnose_one(run_a)
+    b = diagnose_one(run_b)
+    data = comparison(a, b)
+    if format == "json":
+        sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+        return
+    render(data)
+
+
+# --------------------------------------------------------------------------- library
+
+
+def diagnose_one(path: Path):
+    """The diagnosis (RunReport, with its Run) of exactly one run at ``path``."""
+    from trainfix.diagnostics.engine import diagnose_paths
+
+    if not Path(path).exists():
+        raise InputError(f"no such run directory: {path}", "give two run directories (before, after)")
+    report = diagnose_paths([path])
+    runs = list(report.runs)
+    if len(runs) != 1:
+        raise InputError(f"{path} holds {len(runs)} runs; compare needs exactly one on each side",
+                         "point at the run directory itself")
+    return runs[0]
+
+
+def _key(f) -> tuple[str, str]:
+    return (f.detector, (f.tags or [""])[0])
+
+
+def _fdict(f) -> dict[str, Any]:
+    return {"detector": f.detector, "severity": getattr(f.severity, "value", f.severity), "message": f.message,
+            "fixes": list(f.fixes)}
+
+
+def comparison(a, b) -> dict[str, Any]:
+    """The comparison as plain data (what ``--format json`` prints)."""
+    fa = {_key(f): f for f in a.findings}
+    fb = {_key(f): f for f in b.findings}
+    ma, mb = run_metrics(a.run), run_metrics(b.run)
+    metrics = []
+    for name in list(dict.fromkeys(list(ma) + list(mb))):
+        va, vb = ma.get(name), mb.get(name)
+        metrics.append({"metric": name, "a": va, "b": vb, "verdict": verdict(name, va, vb)})
+    return {
+        "schema": 1,
+        "a": str(a.path),
+        "b": str(b.path),
+        "resolved": [_fdict(f) for k, f in fa.items() if k not in fb],
+        "remaining": [_fdict(f) for k, f in fb.items() if k in fa],
+        "new": [_fdict(f) for k, f in fb.items() if k not in fa],
+        "metrics": metrics,
+    }
+
+
+def verdict(name: str, a: float | None, b: float | None) -> str:
+    """"better", "worse" or "same" for metric ``name`` going from ``a`` to ``b`` ("" when unknown)."""
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+        return ""
+    if name.startswith("loss term") or name in NEUTRAL:
+        return ""  # a term falling is good for a regulariser and neutral otherwise: shown, not judged
+    scale = max(abs(a), abs(b), 1e-12)
+    if abs(a - b) <= 0.02 * scale:
+        return "same"
+    lower = name in LOWER_IS_BETTER
+    return ("better" if b < a else "worse") if lower else ("better" if b > a else "worse")
+
+
+def _tail(values: np.ndarray, frac: float) -> np.ndarray:
+    n = max(1, int(round(len(values) * frac)))
+    return values[-n:]
+
+
+def run_metrics(run) -> dict[str, float]:
+    """The key metrics of one run (see module docstring); missing data leaves a metric out."""
+    from trainfix.diagnostics import roles_vocab as R
+
+    m: dict[str, float] = {}
+    if run is None:
+        return m
+    metric = None
+    for role in (R.VAL_ACC, R.VAL_METRIC):
+        s = run.role(role)
+        if s is not None and len(s.finite()):
+            metric, tag, direction = s.finite(), s.tag, run.roles.direction(role) or "max"
+            break
+    if metric is not None:
+        v = metric.values
+        best = float(np.max(v)) if direction != "min" else float(np.min(v))
+        m[f"final {tag}"] = float(v[-1])
+        m[f"best {tag}"] = best
+        half = v[len(v) // 2:]
+        if len(half) >= 2:
+            m["val std"] = float(np.std(half))
+            m["largest val swing"] = float(np.max(np.abs(np.diff(half))))
+    vl = run.role(R.VAL_LOSS)
+    if vl is not None and len(vl.finite()):
+        m["final val loss"] = float(vl.finite().values[-1])
+    step = run.role(R.TRAIN_LOSS_STEP)
+    if step is not None:
+        sv = step.finite().values
+        sv = sv[sv > 0]
+        if len(sv) >= 4:
+            m["step loss max/min"] = float(np.max(sv) / np.min(sv))
+    for key, s in sorted(run.group(R.LOSS_TERMS).items()):
+        v = s.finite().values
+        if len(v) >= 4:
+            first = float(np.mean(v[: max(1, len(v) // 10)]))
+            last = float(np.mean(_tail(v, 0.1)))
+            if abs(first) > 1e-12:
+                m[f"loss term {key} change"] = (last - first) / abs(first)
+    classes = run.group(R.CLASS_METRICS)
+    finals = [float(s.finite().values[-1]) for s in classes.values() if len(s.finite())]
+    if len(finals) >= 2:
+        m["per-class acc spread"] = max(finals) - min(finals)
+        m["worst class acc"] = min(finals)
+    weights = run.group(R.UW_WEIGHTS)
+    wf = [float(s.finite().values[-1]) for s in weights.values() if len(s.finite())]
+    if len(wf) >= 2:
+        m["uw weight spread"] = max(wf) - min(wf)
+    lr = run.role(R.LR)
+    if lr is not None and len(lr.finite()):
+        m["peak lr"] = float(np.max(lr.finite().values))
+    return m
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return str(v)
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e4):
+        return f"{v:.3g}"
+    return f"{v:.4g}"
+
+
+def render(data: dict[str, Any]) -> None:
+    con = out()
+    con.print(f"[bold]before[/] {escape(data['a'])}\n[bold]after[/]  {escape(data['b'])}")
+    t = Table(title="findings", show_lines=False)
+    t.add_column("status")
+    t.add_column("severity")
+    t.add_column("detector")
+    t.add_column("message", overflow="fold")
+    for status, style, key in (("resolved", "green", "resolved"), ("remaining", "yellow", "remaining"), ("new", "red", "new")):
+        for f in data[key]:
+            t.add_row(f"[{style}]{status}[/]", f["severity"], f["detector"], escape(f["message"]))
+    if data["resolved"] or data["remaining"] or data["new"]:
+        con.print(t)
+    else:
+        con.print("findings: none in either run")
+    m = Table(title="metrics")
+    m.add_column("metric")
+    m.add_column("before", justify="right")
+    m.add_column("after", justify="right")
+    m.add_column("")
+    for row in data["metrics"]:
+        style = {"better": "green", "worse": "red"}.get(row["verdict"], "dim")
+        m.add_row(escape(row["metric"]), fmt(row["a"]), fmt(row["b"]), f"[{style}]{row['verdict']}[/]")
+    con.print(m)
+    con.print(f"{len(data['resolved'])} resolved, {len(data['remaining'])} remaining, {len(data['new'])} new")
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)

@@ -1,12 +1,234 @@
-"""`trainfix diagnose`: placeholder until the command lands (see the issue that owns it)."""
+"""`trainfix diagnose RUN_DIR...`: read runs, run the detectors, render the report.
+
+Exit codes: 0 when no finding is at or above ``--fail-on`` (default ``error`` here; ``trainfix
+check`` defaults to ``warning``), 1 when one is, 2 for usage, input or internal errors.  Settings
+come from ``[tool.trainfix]`` in the nearest pyproject.toml or trainfix.toml above the first path
+(or the file given with ``--config``); command-line options win over them.  The option aliases
+declared here are shared with ``trainfix check``.
+"""
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from trainfix.cli import common
 from trainfix.cli.common import command
+from trainfix.diagnostics.finding import Severity
+from trainfix.diagnostics.report import FORMATS, Report, exit_code, render
 from trainfix.errors import UsageError
+
+SEVERITIES = ("error", "warning", "info")
+
+# --- option aliases shared with `check` -----------------------------------------------------------
+PathsArg = Annotated[list[Path], typer.Argument(help="Run directories or log files.", show_default=False,
+                                                metavar="PATH")]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", help="rich | json | md | github | junit.",
+                                                  show_default=False, metavar="FORMAT")]
+OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE (atomically).",
+                                                   show_default=False, metavar="FILE")]
+SelectOpt = Annotated[Optional[list[str]], typer.Option(
+    "--select", help="Only these detectors (name or prefix; repeat or comma-separate).", show_default=False,
+    metavar="NAME")]
+IgnoreOpt = Annotated[Optional[list[str]], typer.Option(
+    "--ignore", help="Skip these detectors (name or prefix).", show_default=False, metavar="NAME")]
+ParamOpt = Annotated[Optional[list[str]], typer.Option(
+    "--param", "-p", help="Detector threshold override, NAME.KEY=VALUE (see 'trainfix explain NAME').",
+    show_default=False, metavar="NAME.KEY=VALUE")]
+MetricOpt = Annotated[Optional[list[str]], typer.Option(
+    "--metric", "-m", help="Map a role to a logged tag, ROLE=TAG (e.g. val_acc='Val Acc').", show_default=False,
+    metavar="ROLE=TAG")]
+FailOnOpt = Annotated[Optional[str], typer.Option(
+    "--fail-on", help="Exit 1 when a finding is at or above: error | warning | info.", show_default=False,
+    metavar="SEVERITY")]
+SkippedOpt = Annotated[bool, typer.Option("--show-skipped", help="List detectors skipped for missing data.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--config", help="Settings file (\\[tool.trainfix] in a pyproject.toml, or a trainfix.toml).",
+    show_default=False, metavar="FILE")]
 
 
 @command
-def diagnose_command() -> None:
-    """Not available yet."""
-    raise UsageError("'trainfix diagnose' is not available in this build", "see 'trainfix --help'")
+def diagnose_command(
+    run_dirs: PathsArg,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
+    param: ParamOpt = None,
+    metric: MetricOpt = None,
+    fail_on: FailOnOpt = None,
+    show_skipped: SkippedOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Diagnose training runs: findings with their numbers and the fix for each.
+
+    Exit 0: nothing at or above --fail-on (default error); 1: something is; 2: usage or input error.
+    """
+    code = run_and_render(run_dirs, fmt=fmt or "rich", output=output, select=select, ignore=ignore,
+                          param=param, metric=metric, fail_on=fail_on, default_fail_on="error",
+                          show_skipped=show_skipped, config=config)
+    raise typer.Exit(code)
+
+
+# --- the pipeline both commands share ------------------------------------------------------------
+
+
+def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, ignore, param, metric,
+                   fail_on: str | None, default_fail_on: str, show_skipped: bool, config: Path | None,
+                   exit_zero: bool = False, junit: Path | None = None, step_summary: bool = False) -> int:
+    """Validate options, diagnose ``paths``, write the report, return the exit code (0 or 1).
+
+    ``step_summary``: also append the Markdown report to ``$GITHUB_STEP_SUMMARY`` when it is set.
+    """
+    from trainfix.diagnostics import engine
+
+    fmt = choice(fmt, FORMATS, "--format")
+    if fail_on is not None:
+        fail_on = choice(fail_on, SEVERITIES, "--fail-on")
+    params = parse_params(param or [])
+    metrics = parse_metrics(metric or [])
+    settings = load_settings(paths, config)
+    if fail_on is None:
+        s_fail = getattr(settings, "fail_on", None)
+        fail_on = choice(s_fail, SEVERITIES, "fail_on in [tool.trainfix]") if s_fail else default_fail_on
+    report = engine.diagnose_paths(paths, metric_overrides=metrics, settings=settings, select=select,
+                                   ignore=ignore, params=params)
+    emit(report, fmt, output=output, show_skipped=show_skipped)
+    if junit is not None:
+        write_atomic(junit, render(report, "junit"))
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary and summary_file:
+        with open(summary_file, "a", encoding="utf-8") as fh:  # GitHub's contract: append
+            fh.write(render(report, "md", show_skipped=show_skipped) + "\n")
+    return 0 if exit_zero else exit_code(report, Severity(fail_on))
+
+
+def emit(report: Report, fmt: str, *, output: Path | None, show_skipped: bool) -> None:
+    """Print the report on stdout, or write it to ``output`` (then one line on stderr says where)."""
+    if output is not None:
+        write_atomic(output, render(report, fmt, show_skipped=show_skipped))
+        common.err().print(f"wrote {fmt} report to {output}", markup=False)
+        return
+    if fmt == "rich":
+        from trainfix.diagnostics.render_text import render_rich
+
+        from rich.console import Console
+
+        # not common.out(): its soft wrapping would crop the report's wrapped columns
+        render_rich(report, Console(file=sys.stdout, highlight=False), show_skipped=show_skipped)
+    else:
+        sys.stdout.write(render(report, fmt, show_skipped=show_skipped))
+        sys.stdout.flush()
+
+
+def choice(value: str, allowed: tuple[str, ...], option: str) -> str:
+    v = str(value).strip().lower()
+    if v in allowed:
+        return v
+    close = difflib.get_close_matches(v, allowed, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(allowed)}"
+    raise UsageError(f"{option} '{value}' is not one of {', '.join(allowed)}", hint)
+
+
+def parse_params(items: list[str]) -> dict[str, dict[str, str]]:
+    """``NAME.KEY=VALUE`` options -> {name: {key: value}} (values coerced later by the engine)."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        left, eq, value = item.partition("=")
+        name, dot, key = left.strip().partition(".")
+        if not eq or not dot or not name or not key:
+            raise UsageError(f"bad --param '{item}': expected NAME.KEY=VALUE",
+                             "for example --param loss-plateau.window=20")
+        out.setdefault(name, {})[key.strip()] = value.strip()
+    return out
+
+
+def parse_metrics(items: list[str]) -> dict[str, str]:
+    """``ROLE=TAG`` options -> {role: tag}; the role must be one of the known roles."""
+    from trainfix.diagnostics.roles_vocab import ALL_ROLES
+
+    out: dict[str, str] = {}
+    for item in items:
+        role, eq, tag = item.partition("=")
+        role = role.strip()
+        if not eq or not role or not tag.strip():
+            raise UsageError(f"bad --metric '{item}': expected ROLE=TAG", "for example --metric val_acc='Val Acc'")
+        base = role.split(".", 1)[0]
+        if base not in ALL_ROLES:
+            close = difflib.get_close_matches(base, ALL_ROLES, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"roles: {', '.join(ALL_ROLES)}"
+            raise UsageError(f"bad --metric '{item}': unknown role '{base}'", hint)
+        out[role] = tag.strip()
+    return out
+
+
+def load_settings(paths: list[Path], config: Path | None) -> Any:
+    """Settings from ``--config`` or the nearest pyproject.toml/trainfix.toml above the first path.
+
+    Returns None when the settings reader is not part of this build.
+    """
+    try:
+        settings_mod = importlib.import_module("trainfix.diagnostics.settings")
+    except ModuleNotFoundError as exc:
+        if exc.name == "trainfix.diagnostics.settings":
+            if config is not None:
+                raise UsageError("--config is not supported by this build", "remove --config") from None
+            return None
+        raise
+    if config is not None:
+        if not config.is_file():
+            from trainfix.errors import InputError
+
+            raise InputError(f"settings file not found: {config}", "pass a pyproject.toml or trainfix.toml")
+        loader = getattr(settings_mod, "load_settings_file", None)
+        if loader is not None:
+            return loader(config)
+        return _settings_from_file(settings_mod, config)
+    start = paths[0] if paths else Path.cwd()
+    start = start if start.is_dir() else start.parent
+    return settings_mod.load_settings(start if start.exists() else Path.cwd())
+
+
+def _settings_from_file(settings_mod: Any, config: Path) -> Any:
+    """Settings from exactly ``config``: its ``[tool.trainfix]`` table, or its top level (the
+    trainfix.toml layout), validated by the settings module's parser."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(config.read_bytes().decode("utf-8", "replace"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{config}: not valid TOML: {exc}", "fix the file") from None
+    tool = data.get("tool", {})
+    raw = tool["trainfix"] if isinstance(tool, dict) and isinstance(tool.get("trainfix"), dict) else data
+    if config.name == "pyproject.toml" and raw is data:
+        raise UsageError(f"{config} has no [tool.trainfix] table", "add one, or pass the file that has it")
+    parse = getattr(settings_mod, "_parse", None)
+    return parse(raw, config) if parse else settings_mod.load_settings(config)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and os.replace."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        from trainfix.errors import InputError
+
+        raise InputError(f"cannot write {path}: folder {parent} does not exist", "create it first")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,12 +1,57 @@
-"""`trainfix train`: placeholder until the command lands (see the issue that owns it)."""
+"""`trainfix train`: train from a YAML run config (one process, or N through torchrun)."""
 
 from __future__ import annotations
 
-from trainfix.cli.common import command
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from trainfix.cli.common import command, out
 from trainfix.errors import UsageError
 
 
 @command
-def train_command() -> None:
-    """Not available yet."""
-    raise UsageError("'trainfix train' is not available in this build", "see 'trainfix --help'")
+def train_command(
+    overrides: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Config overrides a.b.c=value (YAML values), e.g. optimizer.lr=0.01 training.epochs=3.", show_default=False),
+    ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", "-c", help="YAML run config (see examples/). Optional with --resume: the run dir's config.yaml.")
+    ] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to write (default: run.out_dir, else runs/<run.name>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoints/last.pt.")] = False,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="Data-parallel processes, launched through torchrun.")] = 1,
+    device: Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda (overrides run.device).")] = None,
+    validate_only: Annotated[bool, typer.Option("--validate", help="Only validate the config (every problem at once) and exit.")] = False,
+) -> None:
+    """Train a model from a run config; writes metrics.jsonl, TensorBoard events and checkpoints."""
+    from trainfix.trainers.config import load_config
+
+    ovr = list(overrides or [])
+    if device is not None:
+        if device not in ("auto", "cpu", "cuda"):
+            raise UsageError(f"--device {device!r} is not auto|cpu|cuda", "use --device cpu, cuda or auto")
+        ovr.append(f"run.device={device}")
+    if config is None:
+        if not (resume and out_dir is not None):
+            raise UsageError("--config is required", "trainfix train --config examples/digits-quick.yaml --out runs/x")
+        config = out_dir / "config.yaml"
+    cfg = load_config(config, ovr)  # validate before anything starts (also before launching N processes)
+    if validate_only:
+        out().print(f"{config}: valid")
+        return
+    if nproc > 1:
+        from trainfix.trainers import distributed
+        from trainfix.trainers.loop import resolve_out_dir
+
+        run_dir = resolve_out_dir(cfg, out_dir, resume)
+        distributed.launch(str(config), nproc, str(run_dir), resume, None, ovr)
+        out().print(f"run dir: {run_dir}")
+        return
+    from trainfix.trainers.loop import train
+
+    result = train(config, out_dir=out_dir, resume=resume, overrides=ovr)
+    summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k in ("train/loss", "val/loss", "val/acc", "val/auc"))
+    out().print(f"run dir: {result.out_dir}\n{summary}")

@@ -5,3 +5,12 @@ losses, optimizers, schedules); ``loop`` is one readable training loop; ``checkp
 resumes atomically with clean keys; ``logging`` writes TensorBoard events and ``metrics.jsonl``
 under the canonical tag names.
 """
+
+
+def __getattr__(name: str):
+    # ``trainfix.trainers.train`` / ``RunResult`` without importing torch until they are used.
+    if name in ("train", "RunResult"):
+        from trainfix.trainers import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module 'trainfix.trainers' has no attribute {name!r}")

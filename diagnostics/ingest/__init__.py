@@ -1,0 +1,224 @@
+"""Ingest: a run directory (or one log file) -> :class:`~trainfix.diagnostics.run.Run`.
+
+``read_run`` walks the directory (``discover``), reads every log with its format's reader
+(``tensorboard``, ``csvlog``, ``jsonlog``, ``text``, ``mlflow``), assembles one long table
+(``table``: resumed runs resolved, duplicates across formats removed), merges the configs
+(``configs``), lists checkpoints without loading them, and resolves metric roles (``roles``).
+Inputs are never modified.  Nothing here imports torch.
+
+TensorBoard tags: event files in different folders of one run that log the *same* tag (Keras
+writes ``train/`` and ``validation/`` folders, both with ``epoch_loss``) get the folder as a prefix
+(``validation/epoch_loss``); other tags keep their names.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from trainfix.diagnostics.ingest.discover import PATTERNS_LOOKED_FOR, find_runs, scan
+from trainfix.diagnostics.run import CheckpointRef, Run
+from trainfix.errors import InputError
+
+__all__ = ["read_run", "find_runs"]
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        rel = path.relative_to(root).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    return rel or path.name
+
+
+def _read_tensorboard(files: list[Path], root: Path, verify_payload_crc: bool = False):
+    from trainfix.diagnostics.ingest.table import Table
+    from trainfix.diagnostics.ingest.tensorboard import read_events
+
+    tables = []
+    for path in sorted(files, key=lambda p: (p.parent.as_posix(), p.name)):
+        ev = read_events(path, verify_payload_crc=verify_payload_crc)
+        stream = _rel(path.parent, root) if path.parent != root else "."
+        tables.append(
+            Table(_rel(path, root), "tensorboard", f"tensorboard:{stream}", ev.tags, ev.codes, ev.steps, ev.values,
+                  ev.wall_times, corrupt_records=ev.corrupt_records, truncated=ev.truncated, notes=list(ev.notes))
+        )
+    # Qualify tags that several event folders share.
+    folders: dict[str, set[str]] = {}
+    for t in tables:
+        if len(t):
+            for tag in t.tags:
+                folders.setdefault(tag, set()).add(t.stream)
+    shared = {tag for tag, dirs in folders.items() if len(dirs) > 1}
+    if shared:
+        for t in tables:
+            folder = t.stream.split(":", 1)[1]
+            if folder != ".":
+                t.tags = [f"{folder}/{tag}" if tag in shared else tag for tag in t.tags]
+    return tables
+
+
+def _read_one(path: Path, fmt: str, root: Path) -> tuple[list, dict]:
+    """Read one non-TensorBoard log; return (tables, config found in it)."""
+    source = _rel(path, root)
+    if fmt == "csv":
+        from trainfix.diagnostics.ingest.csvlog import read_csv
+
+        return [read_csv(path, source)], {}
+    if fmt == "jsonl":
+        from trainfix.diagnostics.ingest.jsonlog import read_jsonl
+
+        return [read_jsonl(path, source)], {}
+    if fmt == "trainer_state":
+        from trainfix.diagnostics.ingest.jsonlog import read_trainer_state
+
+        table, cfg = read_trainer_state(path, source)
+        return [table], cfg
+    if fmt == "text":
+        from trainfix.diagnostics.ingest.text import read_text
+
+        return [read_text(path, source)], {}
+    if fmt == "mlflow":
+        from trainfix.diagnostics.ingest.mlflow import read_metric
+
+        return [read_metric(path, source)], {}
+    raise ValueError(f"unknown format {fmt}")
+
+
+def read_run(path: str | Path, *, metric_overrides: dict[str, str] | None = None, settings: Any = None) -> Run:
+    """Read everything a run directory (or a single log file) holds into a :class:`Run`.
+
+    Raises :class:`~trainfix.errors.InputError` for a missing path, an empty directory, or one
+    with no logs (the message lists what was looked for), and
+    :class:`~trainfix.errors.UsageError` for a ``metric_overrides`` entry naming an unknown role or
+    tag.  Unreadable or empty files do not stop the read: they are listed in ``inputs["skipped"]``.
+    """
+    from trainfix.diagnostics.ingest.configs import deep_merge, merge_configs
+    from trainfix.diagnostics.ingest.table import assemble
+    from trainfix.diagnostics.roles import resolve_roles
+    from trainfix.diagnostics.settings import load_settings
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(f"{p} does not exist", "pass a run directory or one log file")
+    if p.is_dir() and not any(p.iterdir()):
+        raise InputError(f"{p} is an empty directory", "point trainfix at the directory your training run wrote")
+    root = p if p.is_dir() else p.parent
+    found = scan(p)
+    if not found.logs:
+        extra = []
+        if found.checkpoints:
+            extra.append(f"found {len(found.checkpoints)} checkpoint(s) but no logs: use 'trainfix inspect' for them")
+        raise InputError(
+            f"no training logs found in {p}",
+            "looked for: " + "; ".join(PATTERNS_LOOKED_FOR),
+            details=extra + [s["path"] + ": " + s["reason"] for s in found.skipped],
+        )
+
+    tables: list = []
+    skipped: list[dict] = list(found.skipped)
+    extra_config: dict = {}
+    tb_files = [f for f, fmt in found.logs if fmt == "tensorboard"]
+    if tb_files:
+        try:
+            tables.extend(_read_tensorboard(tb_files, root))
+        except OSError as exc:  # pragma: no cover - permission races
+            skipped.append({"path": str(tb_files[0].parent), "reason": f"not readable: {exc}"})
+    mlflow_runs: set[Path] = set()
+    for f, fmt in found.logs:
+        if fmt == "tensorboard":
+            continue
+        try:
+            got, cfg = _read_one(f, fmt, root)
+        except Exception as exc:  # one bad file must not stop the others; say why it was skipped
+            skipped.append({"path": _rel(f, root), "reason": f"{fmt} not read: {type(exc).__name__}: {exc}"})
+            continue
+        tables.extend(got)
+        extra_config = deep_merge(extra_config, cfg)
+        if fmt == "mlflow":
+            from trainfix.diagnostics.ingest.mlflow import metrics_dir
+
+            mlflow_runs.add(metrics_dir(f).parent)
+
+    files: list[dict] = []
+    formats: Counter = Counter()
+    corrupt = 0
+    truncated: list[str] = []
+    units: dict[str, str] = {}
+    notes: list[str] = []
+    kept = []
+    for t in tables:
+        corrupt += t.corrupt_records
+        if t.truncated:
+            truncated.append(t.source)
+        for note in t.notes:
+            notes.append(f"{t.source}: {note}")
+        if not len(t):
+            why = "no scalar values in it" if t.fmt == "tensorboard" else "no metric values recognised in it"
+            skipped.append({"path": t.source, "reason": f"{t.fmt}: {why}"})
+            continue
+        kept.append(t)
+        formats[t.fmt] += 1
+        files.append({"path": t.source, "format": t.fmt, "points": len(t), "tags": len(set(t.tags))})
+        for tag, unit in t.units.items():
+            units[tag] = unit
+    if not kept:
+        raise InputError(
+            f"found {len(found.logs)} log file(s) in {p} but no metric values in them",
+            "is the run still starting? trainfix reads scalars (TensorBoard scalars, CSV/JSON numbers, metric lines)",
+            details=[s["path"] + ": " + s["reason"] for s in skipped],
+        )
+
+    scalars, facts = assemble(kept)
+    del tables, kept
+
+    config, config_files, cfg_skipped = merge_configs(root, found.configs)
+    skipped.extend({"path": _rel(Path(s["path"]), root), "reason": s["reason"]} for s in cfg_skipped)
+    if extra_config:
+        config = deep_merge(extra_config, config)
+    if mlflow_runs:
+        from trainfix.diagnostics.ingest.mlflow import read_params
+
+        for run_dir in sorted(mlflow_runs):
+            params = read_params(run_dir)
+            if params:
+                config = deep_merge({"params": params}, config)
+
+    if settings is None:
+        settings = load_settings(root)
+    counts_series = scalars["tag"].value_counts(sort=False)
+    counts = {str(k): int(v) for k, v in counts_series.items()}
+    tags = sorted(counts)
+    roles = resolve_roles(tags, metric_overrides, getattr(settings, "metrics", None), counts=counts)
+
+    runs_here = find_runs(p) if p.is_dir() else [p]
+    if len(runs_here) > 1:
+        notes.append(f"{p} holds {len(runs_here)} separate runs; they were read together "
+                     f"(read each: {', '.join(_rel(r, root) for r in runs_here[:5])}{'...' if len(runs_here) > 5 else ''})")
+    inputs: dict[str, Any] = {
+        "formats": dict(sorted(formats.items())),
+        "files": files,
+        "tags": tags,
+        "points": int(len(scalars)),
+        "points_per_tag": counts,
+        "checkpoints": [_rel(c, root) for c in found.checkpoints],
+        "configs": [_rel(c, root) for c in config_files],
+        "restarts": facts["restarts"],
+        "duplicates": facts["duplicates"],
+        "skipped": skipped,
+        "corrupt_records": corrupt,
+        "truncated": truncated,
+        "units": units,
+        "notes": notes,
+        "runs_found": len(runs_here),
+    }
+    checkpoints = []
+    for c in found.checkpoints:
+        try:
+            size = c.stat().st_size
+        except OSError:
+            size = -1
+        checkpoints.append(CheckpointRef(c, size))
+    return Run(path=p, scalars=scalars, config=config, config_files=config_files, checkpoints=checkpoints,
+               roles=roles, inputs=inputs)

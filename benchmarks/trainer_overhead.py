@@ -1,0 +1,106 @@
+"""How much slower is `trainfix train` than a hand-written PyTorch loop doing the same work?
+
+Both sides build the same digits data (``digits`` factory, 16x16), the same CNN (width 16, depth 2),
+AdamW at the same lr, batch 32, the same number of steps and epochs, a validation pass and a
+``torch.save`` per epoch (what any hand-written loop does).  trainfix additionally runs at its
+default cadence what it always does: schedule, grad-norm, non-finite check each step, scalars
+to metrics.jsonl + TensorBoard every 10 steps, per-class metrics, clean-keyed atomic checkpoints
+with RNG state and JSON meta.  Runs alternate (plain, trainfix, plain, ...) in one process so both
+see the same machine load; the median of the repetitions is reported.
+
+Run: python benchmarks/trainer_overhead.py [--epochs 3] [--reps 5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from trainfix.trainers import train
+from trainfix.trainers.components.datasets import digits
+from trainfix.trainers.components.models import cnn
+
+CONFIG = {
+    "run": {"name": "overhead", "seed": 0, "device": "cpu"},
+    "data": {"name": "digits", "image_size": 16},
+    "model": {"name": "cnn", "width": 16, "depth": 2},
+    "loss": {"name": "cross-entropy"},
+    "optimizer": {"name": "adamw", "lr": 0.003, "weight_decay": 0.0001},
+    "schedule": {"name": "constant"},
+    "training": {"batch_size": 32},
+    "logging": {"progress": False},
+}
+
+
+def plain_loop(epochs: int, out: Path) -> tuple[float, int]:
+    """A hand-written loop: returns (seconds, optimizer steps)."""
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    bundle = digits(0, image_size=16)
+    model = cnn(bundle, width=16, depth=2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.003, weight_decay=0.0001)
+    train_dl = torch.utils.data.DataLoader(bundle.train, batch_size=32, shuffle=True)
+    val_dl = torch.utils.data.DataLoader(bundle.val, batch_size=256)
+    steps = 0
+    for epoch in range(epochs):
+        model.train()
+        for x, y, _ in train_dl:
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            steps += 1
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y, _ in val_dl:
+                correct += (model(x).argmax(1) == y).sum().item()
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch}, out / "last.pt")
+    return time.perf_counter() - t0, steps
+
+
+def trainfix_loop(epochs: int, out: Path) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    result = train(CONFIG, out_dir=out, overrides=[f"training.epochs={epochs}"])
+    return time.perf_counter() - t0, result.step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    times: dict[str, list[float]] = {"plain": [], "trainfix": []}
+    steps: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        # warm-up of both (imports, allocator, first-call costs) is not measured
+        plain_loop(1, Path(tmp))
+        trainfix_loop(1, Path(tmp) / "warm")
+        for rep in range(args.reps):
+            for name, fn in (("plain", plain_loop), ("trainfix", trainfix_loop)):
+                out = Path(tmp) / f"{name}-{rep}"
+                out.mkdir(exist_ok=True) if name == "plain" else None
+                seconds, n = fn(args.epochs, out)
+                times[name].append(seconds)
+                steps[name] = n
+                print(f"rep {rep} {name:8s} {seconds:7.3f} s  {1000 * seconds / n:7.3f} ms/step")
+    assert steps["plain"] == steps["trainfix"], steps
+    med = {k: statistics.median(v) for k, v in times.items()}
+    per_step = {k: 1000 * v / steps[k] for k, v in med.items()}
+    overhead = 100 * (med["trainfix"] / med["plain"] - 1)
+    print(f"\n{steps['plain']} steps, {args.epochs} epochs, batch 32, {args.threads} thread(s), median of {args.reps}")
+    print(f"plain loop : {per_step['plain']:.3f} ms/step")
+    print(f"trainfix   : {per_step['trainfix']:.3f} ms/step")
+    print(f"overhead   : {overhead:+.1f}%  (goal: within 5%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""The ``accuracy-oscillation`` detector: a validation metric swings far beyond its noise."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from trainfix.diagnostics import knobs, signals
+from trainfix.diagnostics.detectors.base import Detector
+from trainfix.diagnostics.finding import Finding, Severity, Skip
+from trainfix.diagnostics.roles_vocab import (
+    MIL_TEMPERATURE,
+    SPARSITY_ACTIVE_FRACTION,
+    VAL_METRIC,
+    VAL_METRICS,
+)
+
+
+def metric_unit(values: np.ndarray) -> float:
+    """The scale a bounded metric lives on: 1.0 for fractions, 100.0 for percentages, else the
+    robust range of the values (unbounded metrics)."""
+    v = signals.finite(values)
+    if v.size == 0:
+        return 1.0
+    lo, hi = float(np.min(v)), float(np.max(v))
+    if lo >= -1e-9 and hi <= 1.0 + 1e-9:
+        return 1.0
+    if lo >= -1e-9 and hi <= 100.0 + 1e-9:
+        return 100.0
+    q5, q95 = np.percentile(v, [5, 95])
+    return float(max(q95 - q5, 1e-12))
+
+
+#: aggregate validation metrics worth judging besides the primary one (per-class or per-entity
+#: metrics with small support swing by nature and are left to ``class-disparity``)
+AGGREGATE = re.compile(r"^(acc|accuracy|acc1|top1|top_1|auc|roc_auc|auroc|f1|macro_f1|micro_f1|"
+                       r"weighted_f1|f1_macro|f1_micro|map|map50|map_0\.5|map_50|precision|recall|"
+                       r"iou|miou|dice|bal_acc|balanced_accuracy)$")
+
+
+def metric_candidates(run: Any) -> list[tuple[Any, str]]:
+    """(series, direction) of the primary validation metric first, then the other aggregate
+    validation metrics (accuracy, AUC, F1, mAP, precision, recall, ...) of the ``VAL_METRICS``
+    group that have a direction."""
+    out: list[tuple[Any, str]] = []
+    seen: set[str] = set()
+    primary = run.role(VAL_METRIC)
+    if primary is not None:
+        out.append((primary, run.roles.direction(VAL_METRIC) or "max"))
+        seen.add(primary.tag)
+    for key, res in sorted(run.roles.groups.get(VAL_METRICS, {}).items()):
+        if res.tag in seen or res.direction not in ("max", "min"):
+            continue
+        if not AGGREGATE.match(str(key).lower()):
+            continue
+        s = run.series(res.tag)
+        if s is not None:
+            out.append((s, res.direction))
+            seen.add(res.tag)
+    return out
+
+
+def sparse_active_from_start(run: Any) -> dict | None:
+    """Evidence that sparse training is active from the first epoch (config or logged fraction)."""
+    s = run.role(SPARSITY_ACTIVE_FRACTION)
+    if s is not None:
+        s = s.finite()
+        if len(s):
+            first = float(s.values[0])
+            first = first / 100.0 if first > 1.0 else first
+            if first < 1.0:
+                return {"source": f"logged {s.tag}", "first_active_fraction": first}
+            return None
+    try:
+        from trainfix.diagnostics.detectors.sparse_from_start import first_stage_sparse
+    except ImportError:  # pragma: no cover - the table always ships it
+        return None
+    enabled, frac, start, where = first_stage_sparse(run.config or {})
+    if enabled is False:
+        return None
+    if frac is not None and frac < 1.0 and (start is None or start <= 1.0) and (enabled or frac):
+        return {"source": where, "active_fraction": frac, "start_epoch": 0.0 if start is None else start}
+    return None
+
+
+def hard_mil_selection(run: Any) -> dict | None:
+    """Evidence of hard (argmax) MIL instance selection from the config."""
+    sel = knobs.lookup(run.config or {}, "mil_selection")
+    if isinstance(sel, str) and sel.strip().lower() in ("hard", "argmax", "top1", "max"):
+        return {"mil_selection": sel}
+    return None
+
+
+class AccuracyOscillation(Detector):
+    """Validation metric swings far beyond its own noise, with repeated large reversals.
+
+    What it detects
+    ---------------
+    The validation metric (the ``val_metric`` role, then any other validation metric with a known
+    direction), decomposed into zigzag legs (:func:`signals.reversals`): monotone moves of at least
+    ``min_swing`` of the metric's scale (0.15 = 15 points of accuracy) and at least ``noise_units``
+    times its robust noise, capped at ``max_swing``.  Legs that end in the first ``ignore_first`` of
+    the evaluations are ignored (early training is rough while the metric climbs).  It fires when the
+    remaining legs change direction at least ``min_reversals`` times and at least one goes the bad
+    way (a drop for accuracy, AUC, F1; a rise for a metric that is minimised).  A steady rise, a single
+    drop (``accuracy-collapse``), early roughness or noise do not fire.  Only bounded metrics (0-1 or
+    0-100) are judged; besides the primary metric, only aggregate ones (accuracy, AUC, F1, mAP,
+    precision, recall, IoU), not per-class or per-entity metrics with small support.
+
+    Why it matters
+    --------------
+    A model whose validation accuracy goes 85.9% -> 7% -> 64% is not converging to anything: each epoch
+    lands on a different solution.  The best checkpoint is luck, and the final one may be the worst.
+    Common causes: sparse masks re-drawn from the first epoch, hard (argmax) instance selection in
+    multiple-instance learning, an lr too large for the batch size.
+
+    Evidence
+    --------
+    ``largest_swing`` (with the steps it spans), ``reversals``, ``bad_swings`` (count of drops),
+    ``min_swing_used`` (the amplitude threshold actually applied), ``noise``, ``unit`` (1 or 100),
+    the legs themselves (step from, step to, change), the other oscillating metrics, and the evidence
+    behind the fixes (sparse training settings, MIL selection mode).
+
+    Fix
+    ---
+    ``two-stage-sparse`` when sparse training is active from the start (config or a logged active
+    fraction below 1 from the first epoch); ``mil-soft-selection`` for hard MIL selection; then
+    ``lower-lr`` and ``grad-clip``.
+
+    False positives
+    ---------------
+    Tiny validation sets make accuracy jump in coarse steps; the threshold scales with the metric's
+    own noise, so only swings far beyond it count.  Warm restarts lower accuracy briefly by a few
+    points, well under the 15-point default.
+
+    Parameters
+    ----------
+    min_swing
+        Smallest leg that counts, as a share of the metric's scale (0.15).
+    noise_units
+        Smallest leg that counts, in units of the metric's robust noise (4).
+    max_swing
+        Cap on the noise-based threshold, as a share of the scale (0.3): an oscillation inflates the
+        point-to-point noise estimate itself, and must not hide behind it.
+    min_reversals
+        Direction changes needed (2).
+    ignore_first
+        Share of the evaluations whose legs are ignored (0.25): early training is rough while the
+        metric climbs; a swing counts when it ends after this point.
+    min_points
+        Evaluations needed (6).
+    """
+
+    name = "accuracy-oscillation"
+    severity = Severity.WARNING
+    requires_any = (VAL_METRIC, VAL_METRICS)
+    fixes = ("two-stage-sparse", "mil-soft-selection", "lower-lr", "grad-clip")
+
+    @dataclass
+    class Params:
+        min_swing: float = 0.15
+        noise_units: float = 4.0
+        max_swing: float = 0.3
+        min_reversals: int = 2
+        ignore_first: float = 0.25
+        min_points: int = 6
+
+    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+        cands = metric_candidates(run)
+        if not cands:
+            yield self.skip("no validation metric logged")
+            return
+        results = []
+        short = []
+        for series, direction in cands:
+            s = series.finite()
+            if len(s) < params.min_points:
+                short.append(signals.need_reason(s.tag, len(s), params.min_points))
+                continue
+            r = self._judge(s, direction, params)
+            if r is not None:
+                results.append(r)
+        if not results:
+            if short and len(short) == len(cands):
+                yield self.skip("; ".join(short))
+            return
+        results.sort(key=lambda r: -r["largest_swing_relative"])
+        best = results[0]
+        tag = best["tag"]
+        fixes: list[str] = []
+        evidence: dict[str, Any] = {k: v for k, v in best.items() if k != "tag"}
+        sparse = sparse_active_from_start(run)
+        if sparse:
+            fixes.append("two-stage-sparse")
+            evidence["sparse_from_start"] = sparse
+        mil = hard_mil_selection(run)
+        if mil:
+            fixes.append("mil-soft-selection")
+            evidence["mil"] = mil
+        elif run.roles.tag(MIL_TEMPERATURE):
+            evidence["mil"] = {"temperature_tag": run.roles.tag(MIL_TEMPERATURE)}
+        fixes += ["lower-lr", "grad-clip"]
+        if len(results) > 1:
+            evidence["also_oscillating"] = [r["tag"] for r in results[1:]]
+        fmt = signals.pct if best["unit"] == 1.0 else signals.fmt
+        leg = best["largest_leg"]
+        msg = (f"{tag} reversed direction {best['reversals']} times with swings beyond "
+               f"{fmt(best['min_swing_used'])}; largest: {fmt(leg['from_value'])} -> "
+               f"{fmt(leg['to_value'])} between steps {leg['from_step']:g} and {leg['to_step']:g} "
+               f"({best['largest_swing_in_noise_units']:.0f}x its noise)")
+        if len(results) > 1:
+            msg += f"; also {', '.join(evidence['also_oscillating'])}"
+        if sparse:
+            msg += "; sparse training is active from the first epoch"
+        if mil:
+            msg += f"; MIL selection is {mil['mil_selection']}"
+        conf = float(min(0.95, 0.6 + 0.1 * best["reversals"] + 0.2 * (best["largest_swing_relative"] - params.min_swing)))
+        yield self.finding(msg, evidence=evidence, steps=best["steps"],
+                           tags=[tag] + evidence.get("also_oscillating", []), fixes=fixes,
+                           confidence=conf)
+
+    @staticmethod
+    def _judge(s: Any, direction: str, params: Any) -> dict | None:
+        y = s.values
+        unit = metric_unit(y)
+        if unit not in (1.0, 100.0):
+            return None  # unbounded metric: no scale to call a swing large on
+        noise = signals.noise_scale(y)
+        noise = noise if np.isfinite(noise) else 0.0
+        threshold = max(params.min_swing * unit, min(params.noise_units * noise, params.max_swing * unit))
+        all_legs = signals.reversals(y, threshold)
+        # the first part of training is often rough while the metric climbs; an oscillation is a
+        # failure to settle, so only legs that end after ``ignore_first`` of the evaluations count
+        legs = [leg for leg in all_legs if leg[1] >= params.ignore_first * (len(y) - 1)]
+        n_rev = max(len(legs) - 1, 0)
+        bad_sign = -1.0 if direction == "max" else 1.0
+        bad = [leg for leg in legs if np.sign(leg[2]) == bad_sign]
+        if n_rev < params.min_reversals or not bad:
+            return None
+        # the swings that matter are the reversals: the first leg is often the initial learning
+        swings = legs[1:] if len(legs) > 1 else legs
+        big = max(swings, key=lambda leg: abs(leg[2]))
+        legs_out = [
+            {"from_step": float(s.steps[a]), "to_step": float(s.steps[b]), "change": float(c)}
+            for a, b, c in legs
+        ]
+        return {
+            "tag": s.tag,
+            "direction": direction,
+            "reversals": n_rev,
+            "bad_swings": len(bad),
+            "largest_swing": abs(big[2]),
+            "largest_swing_relative": abs(big[2]) / unit,
+            "largest_swing_in_noise_units": abs(big[2]) / noise if noise > 0 else float("inf"),
+            "largest_leg": {
+                "from_step": float(s.steps[big[0]]),
+                "to_step": float(s.steps[big[1]]),
+                "from_value": float(y[big[0]]),
+                "to_value": float(y[big[1]]),
+            },
+            "min_swing_used": threshold,
+            "noise": noise,
+            "unit": unit,
+            "points": len(s),
+            "legs": legs_out[:20],
+            "steps": (float(s.steps[legs[1][0]]), float(s.steps[legs[-1][1]])),
+        }

@@ -1,0 +1,200 @@
+"""The ``batch-loss-variance`` detector: per-batch loss spans orders of magnitude and never settles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from trainfix.diagnostics import knobs, signals
+from trainfix.diagnostics.detectors.accuracy_oscillation import hard_mil_selection
+from trainfix.diagnostics.detectors.base import Detector
+from trainfix.diagnostics.detectors.loss_divergence import has_grad_clip
+from trainfix.diagnostics.finding import Finding, Severity, Skip
+from trainfix.diagnostics.roles_vocab import MIL_TEMPERATURE, TRAIN_LOSS_STEP
+
+
+def mil_evident(run: Any) -> dict | None:
+    """Evidence that the run trains a multiple-instance model (selection mode, temperature tag or a
+    MIL model/loss name in the config)."""
+    hard = hard_mil_selection(run)
+    if hard:
+        return hard
+    if run.roles.tag(MIL_TEMPERATURE):
+        return {"temperature_tag": run.roles.tag(MIL_TEMPERATURE)}
+    for path, value in knobs.walk(run.config or {}):
+        if path and path[-1] in ("name", "model", "loss", "arch") and isinstance(value, str) \
+                and "mil" in value.lower().replace("-", "_").split("_"):
+            return {"config": f"{'.'.join(path)}: {value}"}
+    return None
+
+
+def _merge_small(groups: list[tuple[np.ndarray, np.ndarray]], min_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Merge consecutive groups until each holds at least ``min_size`` points (a short tail group
+    joins the previous one)."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    acc_s: list[np.ndarray] = []
+    acc_v: list[np.ndarray] = []
+    for st, va in groups:
+        acc_s.append(st)
+        acc_v.append(va)
+        if sum(a.size for a in acc_s) >= min_size:
+            out.append((np.concatenate(acc_s), np.concatenate(acc_v)))
+            acc_s, acc_v = [], []
+    if acc_s:
+        if out:
+            st, va = out.pop()
+            out.append((np.concatenate([st] + acc_s), np.concatenate([va] + acc_v)))
+        else:
+            out.append((np.concatenate(acc_s), np.concatenate(acc_v)))
+    return out
+
+
+class BatchLossVariance(Detector):
+    """Per-batch training loss spans orders of magnitude within epochs and does not settle.
+
+    What it detects
+    ---------------
+    The per-step training loss, split into epochs (ends from the logged ``epoch`` tag or the
+    per-epoch loss; consecutive epochs are merged when fewer than ``min_window`` steps of one were
+    logged; without epochs, ``windows`` equal windows).  In each window with at least ``min_window``
+    points, the spread ratio ``q98 / q02`` of the positive losses.  It fires when, over the last
+    third of the windows, the median ratio is at least ``min_ratio`` (100x: two orders of magnitude)
+    and the loss has not settled: the median absolute spread ``q98 - q02`` of those windows is still at
+    least ``min_spread`` of the starting loss level (median of the first window).
+
+    Why it matters
+    --------------
+    When one batch scores 0.01 and the next 5.0 for the whole run, the gradient direction is decided
+    by whichever batches happen to be extreme: the model is pushed back and forth and validation
+    swings with it.  In multiple-instance learning the usual cause is hard (argmax) instance selection:
+    a tiny change of scores switches the selected instance, and with it the loss.  Over-confident
+    logits (no label smoothing) make single wrong samples cost 10x more than the rest.
+
+    Evidence
+    --------
+    ``median_ratio`` and ``max_ratio`` over the last third, ``ratio_first_third`` for comparison,
+    ``late_spread`` against ``start_level`` (``spread_share``), ``windows`` and how they were formed,
+    the number of points, and the MIL evidence behind the first fix.
+
+    Fix
+    ---
+    ``mil-soft-selection`` when the run is MIL with hard selection (soft, temperature-annealed
+    selection); ``label-smoothing``; ``grad-clip`` when clipping is off.
+
+    False positives
+    ---------------
+    A classifier that has converged has many per-batch losses near 0 and a few at 0.3: a large ratio
+    but a tiny absolute spread compared with where it started, so the settle test keeps it quiet.
+    Losses that can be negative (log-likelihoods of continuous outputs) have no meaningful ratio and
+    are skipped.
+
+    Parameters
+    ----------
+    min_ratio
+        Median within-epoch ``q98/q02`` ratio in the last third to call it orders of magnitude (100).
+    min_spread
+        Late absolute spread, as a share of the starting loss level, to call it unsettled (0.5).
+    windows
+        Equal windows used when no epoch boundaries are logged (10).
+    min_window
+        Points a window needs to be judged (8).
+    min_points
+        Per-step points needed (50).
+    """
+
+    name = "batch-loss-variance"
+    severity = Severity.WARNING
+    requires = (TRAIN_LOSS_STEP,)
+    fixes = ("mil-soft-selection", "label-smoothing", "grad-clip")
+
+    @dataclass
+    class Params:
+        min_ratio: float = 100.0
+        min_spread: float = 0.5
+        windows: int = 10
+        min_window: int = 8
+        min_points: int = 50
+
+    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+        s = run.role(TRAIN_LOSS_STEP)
+        if s is None:
+            yield self.skip("no per-step training loss logged")
+            return
+        s = s.finite()
+        n = len(s)
+        if n < params.min_points:
+            yield self.skip(signals.need_reason(s.tag, n, params.min_points))
+            return
+        if np.mean(s.values <= 0) > 0.05:
+            yield self.skip(f"{s.tag} is zero or negative in {signals.pct(float(np.mean(s.values <= 0)))} "
+                            "of the steps; a max/min ratio is meaningless")
+            return
+        bounds = signals.epoch_boundaries(run)
+        groups = []
+        how = "epochs"
+        if bounds is not None:
+            groups = _merge_small(signals.group_by_boundaries(s.steps, s.values, bounds), params.min_window)
+            merged = max(1, int(round(len(bounds) / max(len(groups), 1))))
+            if merged > 1:
+                how = f"epochs, about {merged} per window (few logged steps per epoch)"
+        if len(groups) < 3:
+            how = f"{params.windows} equal windows"
+            edges = np.linspace(0, n, params.windows + 1).astype(int)
+            groups = [(s.steps[a:b], s.values[a:b]) for a, b in zip(edges[:-1], edges[1:])
+                      if b - a >= params.min_window]
+        if len(groups) < 3:
+            yield self.skip(f"only {len(groups)} windows of {params.min_window}+ points in {s.tag}, need 3")
+            return
+        stats = []
+        for st, va in groups:
+            pos = va[va > 0]
+            if pos.size < params.min_window:
+                continue
+            lo, hi = np.percentile(pos, [2, 98])
+            stats.append((float(st[0]), float(st[-1]), float(hi / lo) if lo > 0 else float("inf"),
+                          float(hi - lo)))
+        if len(stats) < 3:
+            return
+        k = max(1, len(stats) // 3)
+        late, early = stats[-k:], stats[:k]
+        ratios = np.array([r for _, _, r, _ in late])
+        median_ratio = float(np.median(ratios))
+        late_spread = float(np.median([sp for *_, sp in late]))
+        start_level = float(np.median(groups[0][1]))
+        if start_level <= 0:
+            return
+        share = late_spread / start_level
+        if median_ratio < params.min_ratio or share < params.min_spread:
+            return
+        config = run.config or {}
+        mil = mil_evident(run)
+        fixes = (["mil-soft-selection"] if mil else []) + ["label-smoothing"]
+        if not has_grad_clip(config):
+            fixes.append("grad-clip")
+        first_step, last_step = late[0][0], late[-1][1]
+        msg = (f"per-step {s.tag} spans {median_ratio:.0f}x (q98/q02, median over the last {k} "
+               f"{'epochs' if how == 'epochs' else 'windows'}; max {float(np.max(ratios)):.0f}x) and has not "
+               f"settled: its late spread {signals.fmt(late_spread)} is {signals.pct(share, 2)} of the "
+               f"starting level {signals.fmt(start_level)}")
+        if mil:
+            msg += "; the run uses multiple-instance selection" + (
+                f" ({mil['mil_selection']})" if "mil_selection" in mil else "")
+        evidence = {
+            "median_ratio": median_ratio,
+            "max_ratio": float(np.max(ratios)),
+            "ratio_first_third": float(np.median([r for _, _, r, _ in early])),
+            "late_spread": late_spread,
+            "start_level": start_level,
+            "spread_share": share,
+            "windows": len(stats),
+            "windows_from": how,
+            "points": n,
+            "mil": mil,
+            "grad_clip": knobs.lookup_float(config, "grad_clip"),
+            "label_smoothing": knobs.lookup_float(config, "label_smoothing"),
+        }
+        conf = float(min(0.95, 0.6 + 0.1 * np.log10(median_ratio / max(params.min_ratio, 1.0) + 1) + 0.1 * min(share, 2)))
+        yield self.finding(msg, evidence=evidence, steps=(first_step, last_step), tags=[s.tag],
+                           fixes=fixes, confidence=conf)

@@ -1,0 +1,165 @@
+"""The ``gradcam-blank`` detector: logged attention/saliency statistics that are zero or frozen (seed 004)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from trainfix.diagnostics import signals
+from trainfix.diagnostics.detectors.base import Detector
+from trainfix.diagnostics.finding import Finding, Severity, Skip
+from trainfix.diagnostics.roles_vocab import ATTN_METRICS
+
+#: statistics of a map's magnitude: ~0 means a blank map, constant means a frozen one
+MAGNITUDE = re.compile(r"energy|max|mean|norm|sum|std|var|cam|saliency|peak|intensity|magnitude")
+#: statistics whose constancy alone means a frozen map (entropy of a fixed map)
+SHAPE = re.compile(r"entropy")
+#: statistics that may be constant by construction or belong to another detector
+EXCLUDED = re.compile(r"fraction|ratio|consisten|iou|agree|overlap|similar|corr|top_?k|count|size|temperature")
+
+#: wrapper prefixes a plain load_state_dict does not strip
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.module.")
+
+
+def checkpoint_prefixes(run: Any) -> list[str]:
+    """Wrapper prefixes found in the run's checkpoint summaries (read lazily; unreadable ones skipped)."""
+    found: set[str] = set()
+    for ref in getattr(run, "checkpoints", []) or []:
+        try:
+            summary = ref.summary
+        except Exception:
+            continue
+        if summary is None:
+            continue
+        for attr in ("prefixes", "wrapper_prefixes", "prefix"):
+            value = summary.get(attr) if isinstance(summary, dict) else getattr(summary, attr, None)
+            if not value:
+                continue
+            items = [value] if isinstance(value, str) else (list(value.keys()) if isinstance(value, dict) else list(value))
+            for item in items:
+                text = str(item)
+                # summaries list leading wrapper chains ("module.", "module._orig_mod."); interior
+                # ones ("*._orig_mod.") do not stop a load of the top-level keys
+                if text and not text.startswith("*") and (
+                        any(text.startswith(p) for p in WRAPPER_PREFIXES) or text.endswith(".")):
+                    found.add(text)
+    return sorted(found)
+
+
+class GradcamBlank(Detector):
+    """Logged attention or saliency statistics are flat zero or frozen: the maps are blank.
+
+    What it detects
+    ---------------
+    An attention/saliency statistic logged by the run (the ``attn_metrics`` role: ``attn/gradcam_energy``,
+    ``attn/max``, ``attn/mean``, ``attn/entropy``, ...) with at least ``min_points`` points that is
+
+    * **zero**: a magnitude statistic (energy, max, mean, norm, sum, std, cam, saliency) whose
+      largest absolute value is at most ``zero_tol``; or
+    * **frozen**: a magnitude or entropy statistic whose relative spread is at most
+      ``max_relative_spread`` (equal up to float rounding) over the whole run.
+
+    Statistics that can be constant by construction (active fractions, top-k ratios, counts) and
+    agreement metrics (consistency, IoU: see ``attention-inconsistency``) are not judged.  The
+    detector only fires on logged statistics; it never guesses from checkpoints alone.
+
+    Why it matters
+    --------------
+    A Grad-CAM that is all black means the gradients reaching the target layer are zero: the layer is
+    not on the path to the logits, the hooks sit on a module that is not used, or the weights were not
+    loaded (a checkpoint saved from a DataParallel or compiled model carries ``module.`` or
+    ``_orig_mod.`` prefixes, and a non-strict load silently leaves the network at its random init).
+    A frozen attention statistic means the maps do not change with the input or with training.
+
+    Evidence
+    --------
+    The statistic, its value range and relative spread, the tolerance used, and the wrapper prefixes
+    found in the run's checkpoints when any.
+
+    Fix
+    ---
+    ``checkpoint-keys`` when the run's checkpoints carry wrapper prefixes (strip them so the trained
+    weights really load), then ``atcon``; otherwise ``atcon`` (train the attention to agree across
+    attribution methods).
+
+    False positives
+    ---------------
+    A statistic that is logged once and repeated, or a metric that is constant by design, would look
+    frozen: the name filter excludes the usual by-construction constants, and ``min_points`` requires
+    a series.  A saliency statistic that is legitimately zero early (before the first evaluation) and
+    then moves is not constant and is not reported.
+
+    Parameters
+    ----------
+    zero_tol
+        Largest absolute value still called zero (1e-8).
+    max_relative_spread
+        Largest relative spread still called frozen (1e-6).
+    min_points
+        Points needed per statistic (4).
+    """
+
+    name = "gradcam-blank"
+    severity = Severity.WARNING
+    requires = (ATTN_METRICS,)
+    fixes = ("checkpoint-keys", "atcon")
+
+    @dataclass
+    class Params:
+        zero_tol: float = 1e-8
+        max_relative_spread: float = 1e-6
+        min_points: int = 4
+
+    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+        metrics = run.group(ATTN_METRICS)
+        candidates = {k: s.finite() for k, s in metrics.items()
+                      if not EXCLUDED.search(k.lower()) and (MAGNITUDE.search(k.lower()) or SHAPE.search(k.lower()))}
+        if not candidates:
+            yield self.skip("no attention magnitude or entropy statistic logged (attn/gradcam_energy, attn/max, ...)")
+            return
+        judged = {k: s for k, s in candidates.items() if len(s) >= params.min_points}
+        if not judged:
+            s = max(candidates.values(), key=len)
+            yield self.skip(signals.need_reason(s.tag, len(s), params.min_points))
+            return
+        blank: dict[str, dict[str, Any]] = {}
+        for key, s in sorted(judged.items()):
+            peak = float(np.max(np.abs(s.values)))
+            spread = signals.relative_spread(s.values)
+            is_magnitude = bool(MAGNITUDE.search(key.lower()))
+            if is_magnitude and peak <= params.zero_tol:
+                blank[key] = {"tag": s.tag, "kind": "zero", "max_abs": peak, "points": len(s),
+                              "steps": (float(s.steps[0]), float(s.steps[-1]))}
+            elif spread <= params.max_relative_spread:
+                blank[key] = {"tag": s.tag, "kind": "frozen", "value": float(np.median(s.values)),
+                              "relative_spread": spread, "points": len(s),
+                              "steps": (float(s.steps[0]), float(s.steps[-1]))}
+        if not blank:
+            return
+        prefixes = checkpoint_prefixes(run)
+        parts = []
+        for key, b in blank.items():
+            if b["kind"] == "zero":
+                parts.append(f"{b['tag']} is zero (max |value| {signals.fmt(b['max_abs'])}) over {b['points']} points")
+            else:
+                parts.append(f"{b['tag']} is frozen at {signals.fmt(b['value'], 6)} over {b['points']} points")
+        msg = "attention maps look blank: " + "; ".join(parts)
+        if prefixes:
+            msg += (f"; the run's checkpoints carry wrapper prefixes ({', '.join(prefixes)}), so a plain "
+                    "load leaves the weights at their init")
+            fixes = ["checkpoint-keys", "atcon"]
+        else:
+            fixes = ["atcon"]
+        first = min(b["steps"][0] for b in blank.values())
+        last = max(b["steps"][1] for b in blank.values())
+        evidence = {
+            "statistics": {k: {kk: vv for kk, vv in b.items() if kk != "steps"} for k, b in blank.items()},
+            "zero_tol": params.zero_tol,
+            "max_relative_spread": params.max_relative_spread,
+            "checkpoint_prefixes": prefixes,
+        }
+        yield self.finding(msg, evidence=evidence, steps=(first, last), tags=sorted(b["tag"] for b in blank.values()),
+                           fixes=fixes, confidence=0.85 if any(b["kind"] == "zero" for b in blank.values()) else 0.7)

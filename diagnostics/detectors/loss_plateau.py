@@ -1,0 +1,236 @@
+"""The ``loss-plateau`` detector: the training loss does not move beyond its noise from the start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from trainfix.diagnostics import knobs, signals
+from trainfix.diagnostics.detectors.base import Detector
+from trainfix.diagnostics.detectors.loss_divergence import has_warmup
+from trainfix.diagnostics.finding import Finding, Severity, Skip
+from trainfix.diagnostics.roles_vocab import LR, TRAIN_ACC, TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_METRIC
+
+ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad", "lamb", "lion", "adafactor", "nadam", "radam")
+
+
+def effective_lr(run: Any) -> tuple[float | None, str]:
+    """The lr the run trained with: median of the logged lr, else the config's scaled_lr, else lr."""
+    s = run.role(LR)
+    if s is not None and signals.enough(s.values, 1):
+        return float(np.median(signals.finite(s.values))), f"logged {s.tag} (median)"
+    config = run.config or {}
+    for knob in ("scaled_lr", "lr"):
+        v = knobs.lookup_float(config, knob)
+        if v is not None:
+            return v, f"config {knob}"
+    return None, "unknown"
+
+
+def lr_judgement(run: Any) -> tuple[str, float | None, str]:
+    """``("tiny"|"large"|"moderate"|"unknown", lr, source)`` for the run's effective lr, using
+    optimizer-specific ranges (adaptive optimizers: tiny < 5e-5, large >= 0.05; SGD-like:
+    tiny < 1e-3, large >= 1.0)."""
+    lr, source = effective_lr(run)
+    if lr is None or lr <= 0:
+        return "unknown", lr, source
+    opt = str(knobs.lookup(run.config or {}, "optimizer") or "").lower()
+    adaptive = any(a in opt for a in ADAPTIVE) or not opt
+    tiny, large = (5e-5, 0.05) if adaptive else (1e-3, 1.0)
+    if lr < tiny:
+        return "tiny", lr, source
+    if lr >= large:
+        return "large", lr, source
+    return "moderate", lr, source
+
+
+class LossPlateau(Detector):
+    """Training loss does not fall beyond its own noise over a long stretch from the start.
+
+    What it detects
+    ---------------
+    On the training loss (per epoch; else per-step loss reduced to per-epoch medians), smoothed by a
+    centered rolling median: the first point where the loss is below its starting level (the higher
+    of the first 10%'s median and smoothed maximum) by more than ``noise_units`` times its robust
+    noise and ``min_drop`` of its value.  If that never happens, or only after ``stretch`` of the run,
+    the loss plateaued from the start.  The check is about the *start* of training: a run that
+    learned and then converged is not a plateau, however flat its second half.  A validation metric
+    (else the training accuracy) that clearly improves vetoes the finding: the model is learning.
+    When the loss moved over the stuck stretch by ``corroborate_above`` (5%) or more, just not beyond
+    its noise, the noise is too large to tell a plateau from a fine-tune that starts at its optimum:
+    a metric that stays flat or gets worse, or an lr far outside the optimizer's range, must confirm
+    it.
+
+    Why it matters
+    --------------
+    A loss that never moves means no learning: the lr is far too small (a linear batch-scaling rule
+    applied at a tiny batch), far too large (dead units, saturated outputs), gradients do not reach
+    the weights (frozen parameters, detached graph), or labels are random.  Every epoch after the
+    first few is wasted.
+
+    Evidence
+    --------
+    ``start``, ``best`` (lowest smoothed value), ``drop`` and ``drop_relative``, ``noise`` and
+    ``drop_in_noise_units``, ``stuck_fraction`` (share of the run before the loss first moved) and the
+    step it moved at if it did, the Mann-Kendall ``tau``/``p``, the effective lr with its source and
+    whether it is tiny or large for the optimizer, and the warmup setting.
+
+    Fix
+    ---
+    With a tiny lr: ``lr-sqrt-scaling`` (undo a linear rule that shrank it), then ``lr-warmup``.
+    With a large lr: ``lower-lr``, then ``lr-warmup``.  Otherwise ``lr-warmup`` and ``lower-lr``.
+
+    False positives
+    ---------------
+    Fine-tunes that start at their optimum have little to learn; they still lower their training
+    loss by a few percent, which without a flat metric to confirm keeps the detector quiet, and a
+    validation metric that moves vetoes the finding.  Runs resumed
+    late in training look flat; give the whole history.  Regression losses near a noise floor from
+    the first epoch also look flat; raise ``min_drop`` for them.
+
+    Parameters
+    ----------
+    noise_units
+        Drop below the start needed to count as progress, in units of robust noise (4).
+    min_drop
+        Drop needed relative to the starting value (0.005), so that a loss averaged over thousands
+        of batches (tiny noise) must still move by half a percent.
+    stretch
+        Share of the run the loss must stay stuck from the start (0.5).
+    corroborate_above
+        When the loss moved over the stuck stretch by at least this share (0.05), a flat metric or
+        an lr far out of range must confirm the plateau.
+    min_points
+        Points of the training-loss curve needed (10).
+    """
+
+    name = "loss-plateau"
+    severity = Severity.WARNING
+    requires_any = (TRAIN_LOSS, TRAIN_LOSS_STEP)
+    fixes = ("lr-sqrt-scaling", "lower-lr", "lr-warmup")
+
+    @dataclass
+    class Params:
+        noise_units: float = 4.0
+        min_drop: float = 0.005
+        stretch: float = 0.5
+        corroborate_above: float = 0.05
+        min_points: int = 10
+
+    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+        loss, how = signals.training_loss(run)
+        if loss is None:
+            yield self.skip(how)
+            return
+        n = len(loss)
+        if n < params.min_points:
+            yield self.skip(signals.need_reason(loss.tag, n, params.min_points))
+            return
+        y = loss.values
+        sm = signals.smooth(y, 3 if n < 40 else 5)
+        noise = signals.noise_scale(y)
+        if not np.isfinite(noise):
+            noise = 0.0
+        head_n = max(3, int(round(0.1 * n)))
+        start_median, end = signals.head_tail(y, 0.1)
+        # a loss that falls fast in its first points has learned: the start is the higher of the
+        # first points' median and their smoothed maximum
+        start = max(start_median, float(np.nanmax(sm[:head_n])))
+        needed = max(params.noise_units * noise, params.min_drop * abs(start))
+        moved = np.flatnonzero(sm <= start - needed)
+        first_move = int(moved[0]) if moved.size else None
+        stuck = (first_move if first_move is not None else n) / n
+        if stuck < params.stretch:
+            return
+        gain = self._metric_gain(run)
+        if gain is not None and gain["improves"]:
+            return  # the model learns: a validation or training metric clearly gets better
+        stretch_best = float(np.nanmin(sm if first_move is None else sm[:first_move]))
+        stretch_drop = start - stretch_best
+        judgement, lr, lr_source = lr_judgement(run)
+        noisy = stretch_drop >= params.corroborate_above * abs(start)
+        confirmed = (gain is not None and gain["flat_or_worse"]) or judgement in ("tiny", "large")
+        if noisy and not confirmed:
+            # the loss moved by several percent, only not beyond its (large) noise: a noisy
+            # fine-tune near its optimum looks like this; call it a plateau only when a flat metric
+            # or an lr far outside the optimizer's range confirms it
+            return
+        best = float(np.nanmin(sm))
+        drop = start - best
+        tau, p = signals.mann_kendall(y if first_move is None else y[:first_move])
+        config = run.config or {}
+        if judgement == "tiny":
+            fixes = ["lr-sqrt-scaling", "lr-warmup"]
+        elif judgement == "large":
+            fixes = ["lower-lr", "lr-warmup"]
+        else:
+            fixes = ["lr-warmup", "lower-lr"]
+        if has_warmup(config):
+            fixes = [f for f in fixes if f != "lr-warmup"]
+        first_step, last_step = float(loss.steps[0]), float(loss.steps[-1])
+        if first_move is None:
+            msg = (f"training loss did not fall beyond its noise in {n} points: "
+                   f"{signals.fmt(start)} at the start, best {signals.fmt(best)} "
+                   f"({signals.pct(drop / abs(start)) if start else signals.fmt(drop)} lower, "
+                   f"{drop / noise:.1f}x its noise)" if noise > 0 else
+                   f"training loss did not fall in {n} points: {signals.fmt(start)} at the start, "
+                   f"best {signals.fmt(best)}")
+            steps = (first_step, last_step)
+        else:
+            moved_step = float(loss.steps[first_move])
+            msg = (f"training loss stayed at {signals.fmt(start)} (within its noise) for the first "
+                   f"{signals.pct(stuck, 2)} of the run, until step {moved_step:g}")
+            steps = (first_step, moved_step)
+        if lr is not None:
+            msg += f"; lr {signals.fmt(lr)} ({judgement} for the optimizer)"
+        evidence = {
+            "start": start,
+            "end": end,
+            "best": best,
+            "drop": drop,
+            "drop_relative": drop / abs(start) if start else None,
+            "noise": noise,
+            "drop_in_noise_units": drop / noise if noise > 0 else None,
+            "needed_drop": needed,
+            "stuck_fraction": stuck,
+            "moved_at_step": float(loss.steps[first_move]) if first_move is not None else None,
+            "mann_kendall_tau": tau,
+            "mann_kendall_p": p,
+            "points": n,
+            "curve": how,
+            "lr": lr,
+            "lr_source": lr_source,
+            "lr_judgement": judgement,
+            "warmup": has_warmup(config),
+            "metric": gain,
+            "stretch_drop_relative": stretch_drop / abs(start) if start else None,
+        }
+        confidence = 0.9 if first_move is None else 0.7
+        yield self.finding(msg, evidence=evidence, steps=steps, tags=[loss.tag], fixes=fixes,
+                           confidence=confidence)
+
+    @staticmethod
+    def _metric_gain(run: Any) -> dict | None:
+        """How the validation metric (else the training accuracy) moved from its first to its last
+        fifth: ``improves`` when clearly better (beyond 3x its noise and 2 points of a 0-1 scale),
+        ``flat_or_worse`` when not better by more than its noise; None when none is logged."""
+        for role in (VAL_METRIC, TRAIN_ACC):
+            s = run.role(role)
+            if s is None or not signals.enough(s.values, 5):
+                continue
+            v = signals.finite(s.values)
+            direction = (run.roles.direction(role) or "max") if role == VAL_METRIC else "max"
+            head, tail = signals.head_tail(v, 0.2, 2)
+            gain = (tail - head) if direction == "max" else (head - tail)
+            unit = 100.0 if np.nanmax(np.abs(v)) > 1.0 else 1.0
+            noise = signals.noise_scale(v)
+            noise = noise if np.isfinite(noise) else 0.0
+            return {
+                "tag": s.tag,
+                "gain": float(gain),
+                "improves": bool(gain > max(3 * noise, 0.02 * unit)),
+                "flat_or_worse": bool(gain <= max(noise, 0.005 * unit)),
+            }
+        return None

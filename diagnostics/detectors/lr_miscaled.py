@@ -1,0 +1,406 @@
+"""The ``lr-miscaled`` detector: an effective learning rate far outside the optimizer's range (seed 003)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from trainfix.diagnostics import knobs, signals
+from trainfix.diagnostics.detectors.base import Detector
+from trainfix.diagnostics.finding import Finding, Severity, Skip
+from trainfix.diagnostics.roles_vocab import LR, TRAIN_LOSS, TRAIN_LOSS_STEP
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _g(value: float) -> str:
+    """A config number as a person writes it: 0.0005, 16, 512, 1.5625e-05."""
+    return f"{value:.6g}"
+
+
+def optimizer_name(config: dict) -> str | None:
+    """The optimizer's name from a trainfix or foreign config (``optimizer.name``, ``optim``, a
+    top-level ``optimizer: adamw`` string)."""
+    name = knobs.lookup(config, "optimizer")
+    if name is None and isinstance(config.get("optimizer"), str):
+        name = config["optimizer"]
+    return str(name).lower() if name is not None else None
+
+
+def optimizer_family(name: str | None) -> str:
+    """``adam`` (Adam, AdamW, NAdam, RAdam, LAMB...), ``sgd`` or ``unknown``."""
+    if not name:
+        return "unknown"
+    if "adam" in name or "lamb" in name or "lion" in name:
+        return "adam"
+    if "sgd" in name or "momentum" in name or "nesterov" in name:
+        return "sgd"
+    return "unknown"
+
+
+def has_warmup(config: dict, lr_values: np.ndarray | None) -> bool:
+    """True when the config configures a warmup (or a one-cycle schedule) or the logged lr ramps up."""
+    for knob in ("warmup_epochs", "warmup_steps", "warmup_ratio"):
+        v = _num(knobs.lookup(config, knob))
+        if v is not None and v > 0:
+            return True
+    sched = knobs.lookup(config, "schedule")
+    if isinstance(sched, str) and ("one" in sched.lower() and "cycle" in sched.lower()):
+        return True
+    if lr_values is not None and lr_values.size >= 3:
+        peak = float(np.max(lr_values))
+        if peak > 0 and lr_values[0] < 0.5 * peak and int(np.argmax(lr_values)) > 0:
+            return True
+    return False
+
+
+class LrMiscaled(Detector):
+    """The effective learning rate is far from what the optimizer and the global batch call for.
+
+    What it detects
+    ---------------
+    **Too low** (the usual case): the effective lr (the peak of the logged ``lr`` after warmup, else
+    the config's recorded ``scaled_lr``, else the lr the config's scaling rule computes) is below the
+    typical range of the optimizer (Adam/AdamW ``adam_range`` 1e-4..3e-3, SGD ``sgd_range``
+    1e-2..0.5) and either
+
+    * a batch-scaling rule in the config shrank the base lr by ``min_rule_shrink`` (8x) or more: a
+      linear ``lr x global_batch / reference`` rule applied at a tiny global batch (5e-4 x 16 / 512 =
+      1.5625e-05), the global batch being ``batch_size x grad_accum x world_size``; the rule is read
+      from ``optimizer.lr_scaling``/``reference_batch`` or inferred from a recorded ``scaled_lr``; or
+    * the lr is ``log_only_factor`` (10x) below the range and the training loss barely moves in the
+      first part of the run (falls less than ``flat_drop`` of its level, or by less than ``noise_k``
+      standard errors of its start/end medians without a significant Theil-Sen fall); or
+    * the lr is ``far_factor`` (3x) below the range, the loss is flat, and the update-to-weight ratio
+      between two checkpoints says the weights are starving.
+
+    **Too high**: the effective lr is ``far_factor`` above the range and the loss shows harm: non-
+    finite values, a rise from start to end beyond its noise, or exploding update ratios (early
+    spikes are reported alongside, but isolated spikes alone are normal in small-batch losses).
+
+    Why it matters
+    --------------
+    A linear scaling rule tuned for batch 512 divides the lr by 32 at a global batch of 16. With Adam
+    the lr is the step size itself, so the model moves 32x slower than intended; the loss looks
+    "stable" while nothing is learned, and learned loss weights (uncertainty weighting) stay frozen.
+    Square-root scaling is the rule that fits adaptive optimizers.  The opposite error, an lr far
+    above the range, shows as early spikes and divergence.
+
+    Evidence
+    --------
+    Optimizer and its family range, base lr, scaling rule and reference batch, the global batch with
+    its factors, the computed lr with its formula, the recorded ``scaled_lr``, the logged peak lr and
+    where it came from, the shrink factor, the lr the square-root rule would give, the loss's relative
+    fall and noise over the first part of the run, the warmup found, and the checkpoints' update
+    ratio when two or more checkpoints exist.
+
+    Fix
+    ---
+    Too low: ``lr-sqrt-scaling`` when a scaling rule is at fault, plus ``lr-warmup`` when the run has
+    no warmup (a larger lr needs one).  Too high: ``lower-lr`` (plus ``lr-warmup`` without warmup).
+    When the base lr itself is off, no recipe applies; the message gives the typical range.
+
+    False positives
+    ---------------
+    Fine-tuning deliberately uses small lrs (2e-5 with AdamW is common): without config evidence of a
+    scaling rule, "too low" needs the lr 10x below the range **and** a flat loss, so ordinary fine-
+    tunes are not reported.  Optimizers with other ranges (Adafactor, LARS) are treated as unknown:
+    only lrs outside both ranges are judged.
+
+    Parameters
+    ----------
+    adam_range
+        Typical peak lr of Adam-family optimizers, [low, high] (1e-4, 3e-3).
+    sgd_range
+        Typical peak lr of SGD with momentum, [low, high] (1e-2, 0.5).
+    far_factor
+        How far outside the range (multiplicative) counts as "far" (3.0).
+    log_only_factor
+        Below the range by this factor for a finding without config evidence (10.0).
+    min_rule_shrink
+        A scaling rule that divides the base lr by at least this much is evidence (8.0).
+    early_fraction
+        Share of the loss points judged as "the first part of the run" (0.5).
+    flat_drop
+        A loss that falls less than this fraction of its start level there is flat (0.1).
+    noise_k
+        ... or whose fall is within this many standard errors (3.0).
+    min_points
+        Loss points needed to judge flatness (5).
+    """
+
+    name = "lr-miscaled"
+    severity = Severity.WARNING
+    fixes = ("lr-sqrt-scaling", "lr-warmup", "lower-lr")
+
+    @dataclass
+    class Params:
+        adam_range: tuple[float, float] = (1e-4, 3e-3)
+        sgd_range: tuple[float, float] = (1e-2, 0.5)
+        far_factor: float = 3.0
+        log_only_factor: float = 10.0
+        min_rule_shrink: float = 8.0
+        early_fraction: float = 0.5
+        flat_drop: float = 0.1
+        noise_k: float = 3.0
+        min_points: int = 5
+
+    # ------------------------------------------------------------------------------------------
+    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+        config = run.config or {}
+        cfg = self._config_lr(config)
+        lr_series = run.role(LR)
+        lr_series = lr_series.finite() if lr_series is not None else None
+        logged_peak = None
+        warming = False
+        if lr_series is not None and len(lr_series):
+            vals = lr_series.values
+            logged_peak = float(np.max(vals))
+            # still ramping up at the end of what we see: the peak is not known yet
+            warming = len(vals) >= 3 and vals[-1] >= 0.999 * logged_peak and vals[0] < 0.5 * logged_peak
+        if logged_peak is not None and not (warming and cfg.get("effective") is not None):
+            eff, eff_from = logged_peak, f"peak of logged {lr_series.tag}"
+        elif cfg.get("effective") is not None:
+            eff, eff_from = cfg["effective"], cfg["effective_from"]
+        else:
+            yield self.skip("no learning rate: neither an lr tag nor optimizer lr in the config")
+            return
+        if not eff > 0:
+            yield self.skip(f"effective lr is {eff}: nothing to judge")
+            return
+
+        family = optimizer_family(optimizer_name(config))
+        lo, hi = self._range(family, params)
+        loss = self._loss_evidence(run, params)
+        ur = self._update_ratio(run)
+        warmup = has_warmup(config, lr_series.values if lr_series is not None else None)
+
+        evidence: dict[str, Any] = {
+            "optimizer": optimizer_name(config),
+            "optimizer_family": family,
+            "typical_range": [lo, hi],
+            "effective_lr": eff,
+            "effective_lr_from": eff_from,
+            "logged_peak_lr": logged_peak,
+            "warmup": warmup,
+            **{k: v for k, v in cfg.items() if k not in ("effective", "effective_from")},
+            **{f"loss_{k}": v for k, v in loss.items() if k != "tag"},
+        }
+        if ur:
+            evidence["update_ratio"] = ur
+        tags = [t for t in (lr_series.tag if lr_series is not None else None, loss.get("tag")) if t]
+        steps = self._steps(run, lr_series, loss)
+        verdict = str((ur or {}).get("verdict", "")).lower()
+
+        shrink = cfg.get("rule_shrink")
+        rule_evidence = shrink is not None and shrink >= params.min_rule_shrink
+        flat = bool(loss.get("flat"))
+        too_low = eff < lo and (
+            rule_evidence
+            or (eff <= lo / params.log_only_factor and flat)
+            or (eff < lo / params.far_factor and flat and verdict == "starving"))
+        if too_low:
+            yield self._too_low(eff, lo, hi, family, cfg, loss, verdict, warmup, rule_evidence, evidence,
+                                tags, steps)
+            return
+        # isolated spikes are common in healthy small-batch losses: they are shown, not decisive
+        harm = loss.get("nonfinite", 0) > 0 or loss.get("rises", False) or verdict == "exploding"
+        if eff > hi * params.far_factor and harm:
+            yield self._too_high(eff, lo, hi, family, loss, verdict, warmup, evidence, tags, steps)
+
+    # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _range(family: str, params: Any) -> tuple[float, float]:
+        if family == "adam":
+            return float(params.adam_range[0]), float(params.adam_range[1])
+        if family == "sgd":
+            return float(params.sgd_range[0]), float(params.sgd_range[1])
+        return float(params.adam_range[0]), float(params.sgd_range[1])
+
+    @staticmethod
+    def _config_lr(config: dict) -> dict[str, Any]:
+        """Base lr, global batch, scaling rule and the lr they produce, from the config."""
+        out: dict[str, Any] = {}
+        base = _num(knobs.lookup(config, "lr"))
+        scaled = _num(knobs.lookup(config, "scaled_lr"))
+        rule = knobs.lookup(config, "lr_scaling")
+        rule = str(rule).lower() if rule not in (None, False) else None
+        if rule in ("true", "1"):
+            rule = "linear"
+        ref = _num(knobs.lookup(config, "reference_batch"))
+        bs = _num(knobs.lookup(config, "batch_size"))
+        accum = _num(knobs.lookup(config, "grad_accum")) or 1.0
+        world = _num(knobs.lookup(config, "world_size")) or 1.0
+        if base is not None:
+            out["base_lr"] = base
+            out["base_lr_key"] = ".".join(knobs.locate(config, "lr")[0][0])
+        if rule:
+            out["lr_scaling"] = rule
+        if ref is not None:
+            out["reference_batch"] = ref
+        if bs is not None:
+            g = bs * accum * world
+            out["global_batch"] = g
+            out["global_batch_formula"] = (f"{_g(bs)} (batch) x {_g(accum)} (accum) x "
+                                           f"{_g(world)} (world size) = {_g(g)}")
+        g = out.get("global_batch")
+        computed = None
+        if base is not None and g and ref and rule in ("linear", "sqrt"):
+            if rule == "linear":
+                computed = base * g / ref
+                out["formula"] = f"{_g(base)} x {_g(g)} / {_g(ref)} = {_g(computed)}"
+            else:
+                computed = base * math.sqrt(g / ref)
+                out["formula"] = (f"{_g(base)} x sqrt({_g(g)} / {_g(ref)}) = "
+                                  f"{_g(computed)}")
+            out["computed_lr"] = computed
+        if scaled is not None:
+            out["scaled_lr"] = scaled
+        if base is not None and g and ref:
+            out["sqrt_rule_lr"] = base * math.sqrt(g / ref)
+        effective = scaled if scaled is not None else computed if computed is not None else base
+        if effective is not None:
+            out["effective"] = effective
+            out["effective_from"] = ("recorded scaled_lr" if scaled is not None else
+                                     f"{rule} scaling rule in the config" if computed is not None else
+                                     "optimizer lr in the config")
+        # a shrink only counts as the scaling rule's doing when a rule is configured or, in a
+        # foreign config without one, a recorded scaled lr implies it (``lr_scaling: none`` with a
+        # different scaled lr is left alone)
+        if (base is not None and effective and effective > 0 and base / effective > 1.0 + 1e-9
+                and rule in (None, "linear", "sqrt")):
+            out["rule_shrink"] = base / effective
+            if ref is None and g and rule in (None, "linear"):
+                # a recorded scaled_lr without the rule: infer the reference batch of a linear rule
+                inferred = g * base / effective
+                out["inferred_reference_batch"] = inferred
+                out["formula"] = (f"{_g(base)} x {_g(g)} / {_g(inferred)} = "
+                                  f"{_g(effective)} (a linear batch/{_g(inferred)} rule)")
+                out["sqrt_rule_lr"] = base * math.sqrt(g / inferred)
+        return out
+
+    @staticmethod
+    def _loss_evidence(run: Any, params: Any) -> dict[str, Any]:
+        """How much the training loss moved in the first part of the run, relative to its noise."""
+        s = run.role(TRAIN_LOSS)
+        if s is None or len(s.finite()) < params.min_points:
+            s2 = run.role(TRAIN_LOSS_STEP)
+            if s2 is not None and len(s2.finite()) >= params.min_points:
+                s = s2
+        if s is None:
+            return {}
+        out: dict[str, Any] = {"tag": s.tag, "nonfinite": int(np.sum(~np.isfinite(s.values)))}
+        fin = s.finite()
+        if len(fin) < params.min_points:
+            out["points"] = len(fin)
+            return out
+        n = max(params.min_points, int(round(len(fin) * params.early_fraction)))
+        early = fin.values[:n]
+        start, end = signals.head_tail(early, 0.2, 2)
+        noise = signals.noise_scale(early)
+        drop = start - end
+        rel_drop = drop / abs(start) if start else float("nan")
+        # flat: it lost less than ``flat_drop`` of its level, or the fall is not beyond its noise
+        # (the head and tail medians differ by less than ``noise_k`` of their standard errors and
+        # the Theil-Sen slope is not significantly negative)
+        k = max(2, int(round(len(early) * 0.2)))
+        stderr = noise * np.sqrt(2.0 / k) if noise > 0 else 0.0
+        trend = signals.theil_sen(fin.steps[:n], early)
+        flat = bool((rel_drop < params.flat_drop) or (drop < params.noise_k * stderr and not trend.hi < 0))
+        first_all, last_all = signals.head_tail(fin.values, 0.1, 2)
+        full_noise = signals.noise_scale(fin.values)
+        rises = bool(last_all - first_all > max(0.1 * abs(first_all), params.noise_k * (full_noise or 0.0)))
+        out.update({
+            "early_points": int(n),
+            "early_steps": [float(fin.steps[0]), float(fin.steps[n - 1])],
+            "early_start": start,
+            "early_end": end,
+            "early_rel_drop": rel_drop,
+            "early_noise": noise,
+            "flat": flat,
+            "start": first_all,
+            "end": last_all,
+            "rises": rises,
+            "early_spikes": len(signals.spikes(early)),
+        })
+        return out
+
+    @staticmethod
+    def _update_ratio(run: Any) -> dict | None:
+        if len(getattr(run, "checkpoints", []) or []) < 2:
+            return None
+        try:
+            from trainfix.diagnostics.checkpoints import update_ratio_evidence
+        except ImportError:
+            return None
+        try:
+            ev = update_ratio_evidence(run)
+        except Exception:  # checkpoint trouble must not stop an lr diagnosis
+            return None
+        return ev if isinstance(ev, dict) else None
+
+    @staticmethod
+    def _steps(run: Any, lr_series: Any, loss: dict) -> tuple[float, float] | None:
+        if loss.get("early_steps"):
+            return tuple(loss["early_steps"])  # type: ignore[return-value]
+        if lr_series is not None and len(lr_series):
+            return float(lr_series.steps[0]), float(lr_series.steps[-1])
+        return None
+
+    # ------------------------------------------------------------------------------------------
+    def _too_low(self, eff, lo, hi, family, cfg, loss, verdict, warmup, rule_evidence, evidence, tags, steps):
+        fam = {"adam": "Adam-family", "sgd": "SGD"}.get(family, "common-optimizer")
+        msg = (f"effective lr {_g(eff)} is {signals.fmt(lo / eff, 2)}x below the typical {fam} range "
+               f"{_g(lo)}..{_g(hi)}")
+        if rule_evidence:
+            msg += (f"; the config's batch scaling shrank the base lr {_g(cfg['base_lr'])} by "
+                    f"{signals.fmt(cfg['rule_shrink'], 3)}x: {cfg.get('formula', '')}")
+            if cfg.get("global_batch_formula"):
+                msg += f" with global batch {cfg['global_batch_formula']}"
+        if loss.get("flat") is not None and "early_rel_drop" in loss:
+            msg += (f"; the training loss fell {signals.pct(loss['early_rel_drop'])} over its first "
+                    f"{loss['early_points']} points (noise {signals.fmt(loss['early_noise'])})")
+        if verdict == "starving":
+            msg += "; checkpoint update ratios say the weights barely move"
+        fixes: list[str] = []
+        if rule_evidence:
+            fixes.append("lr-sqrt-scaling")
+            if cfg.get("sqrt_rule_lr"):
+                msg += f"; square-root scaling gives {signals.fmt(cfg['sqrt_rule_lr'])}"
+        else:
+            msg += f"; raise the lr toward {_g(lo)}..{_g(hi)}"
+        if not warmup and fixes:
+            fixes.append("lr-warmup")
+        severity = Severity.ERROR if (rule_evidence and loss.get("flat")) else Severity.WARNING
+        confidence = 0.9 if (rule_evidence and loss.get("flat")) else 0.75
+        evidence = dict(evidence, direction="too_low")
+        return self.finding(msg, severity=severity, evidence=evidence, steps=steps, tags=tags, fixes=fixes,
+                            confidence=confidence)
+
+    def _too_high(self, eff, lo, hi, family, loss, verdict, warmup, evidence, tags, steps):
+        fam = {"adam": "Adam-family", "sgd": "SGD"}.get(family, "common-optimizer")
+        harm = []
+        if loss.get("nonfinite"):
+            harm.append(f"{loss['nonfinite']} non-finite loss values")
+        if loss.get("early_spikes", 0) >= 2:
+            harm.append(f"{loss['early_spikes']} loss spikes in the first part of the run")
+        if loss.get("rises"):
+            harm.append(f"the loss rose from {signals.fmt(loss['start'])} to {signals.fmt(loss['end'])}")
+        if verdict == "exploding":
+            harm.append("checkpoint update ratios are far above 1e-3 per step")
+        msg = (f"effective lr {_g(eff)} is {signals.fmt(eff / hi, 2)}x above the typical {fam} range "
+               f"{_g(lo)}..{_g(hi)} and the run shows it: " + "; ".join(harm))
+        fixes = ["lower-lr"] + ([] if warmup else ["lr-warmup"])
+        evidence = dict(evidence, direction="too_high")
+        return self.finding(msg, evidence=evidence, steps=steps, tags=tags, fixes=fixes, confidence=0.8)

@@ -1,0 +1,152 @@
+"""The ``overfitting`` detector: training loss keeps falling while validation loss climbs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from trainfix.diagnostics import signals
+from trainfix.diagnostics.detectors.base import Detector
+from trainfix.diagnostics.finding import Finding, Severity, Skip
+from trainfix.diagnostics.roles_vocab import TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_LOSS
+
+
+class Overfitting(Detector):
+    """Validation loss rises beyond its noise for a sustained stretch while training loss falls.
+
+    What it detects
+    ---------------
+    The validation loss, smoothed by a centered rolling median, reaches its minimum and then rises:
+    the median of its last 20% of points is above the minimum by at least ``noise_units`` times its
+    robust noise and by ``min_rise`` of the minimum's value, at least ``min_after`` evaluations (and
+    20% of them) come after the minimum, and the points after it trend upward (Mann-Kendall, p <
+    ``p_value``).  Over the same stretch the training loss must not rise (it falls or stays): when
+    both rise, the run diverges instead and ``loss-divergence`` speaks.
+
+    Why it matters
+    --------------
+    The model is memorising the training set: every epoch after the validation minimum makes it worse
+    on new data while the training curve still looks good.  The best checkpoint is the one at the
+    validation minimum; training longer only costs compute.
+
+    Evidence
+    --------
+    ``val_min`` and ``val_min_step`` (where early stopping would have stopped), ``val_end``, ``rise``,
+    ``rise_relative``, ``val_noise``, ``rise_in_noise_units``, the training loss at the validation
+    minimum and at the end, the train/validation ``gap`` at both points and its growth, the
+    Mann-Kendall ``tau``/``p``.
+
+    Fix
+    ---
+    Stop early at the validation minimum (the message names the step; keep ``best.pt``, which
+    trainfix selects by the validation metric).  ``label-smoothing`` regularises an over-confident
+    classifier; stronger weight decay, more augmentation or more data help too (no recipe).
+
+    False positives
+    ---------------
+    A validation loss that drifts up by a few percent late in a long run while accuracy still
+    improves is common and harmless; ``min_rise`` (10%) keeps it quiet.  Validation on very few
+    samples is noisy; the rise is judged relative to that noise.
+
+    Parameters
+    ----------
+    noise_units
+        Rise needed, in units of the validation loss's robust noise (4).
+    min_rise
+        Rise needed relative to the validation minimum (0.1).
+    min_after
+        Evaluations needed after the minimum (4).
+    p_value
+        Significance of the upward trend after the minimum (0.05).
+    min_points
+        Validation-loss points needed (8).
+    """
+
+    name = "overfitting"
+    severity = Severity.WARNING
+    requires = (VAL_LOSS,)
+    requires_any = (TRAIN_LOSS, TRAIN_LOSS_STEP)
+    fixes = ("label-smoothing",)
+
+    @dataclass
+    class Params:
+        noise_units: float = 4.0
+        min_rise: float = 0.1
+        min_after: int = 4
+        p_value: float = 0.05
+        min_points: int = 8
+
+    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+        val = run.role(VAL_LOSS)
+        train, how = signals.training_loss(run)
+        if val is None:
+            yield self.skip("no validation loss logged")
+            return
+        if train is None:
+            yield self.skip(how)
+            return
+        val = val.finite()
+        n = len(val)
+        if n < params.min_points:
+            yield self.skip(signals.need_reason(val.tag, n, params.min_points))
+            return
+        if len(train) < 3:
+            yield self.skip(signals.need_reason(train.tag, len(train), 3))
+            return
+        v = val.values
+        sm = signals.smooth(v, 3)
+        i_min = int(np.nanargmin(sm))
+        after = n - 1 - i_min
+        if after < max(params.min_after, int(np.ceil(0.2 * n))):
+            return
+        noise = signals.noise_scale(v)
+        if not np.isfinite(noise):
+            noise = 0.0
+        val_min = float(sm[i_min])
+        val_end = float(np.median(v[-max(2, int(round(0.2 * n))):]))
+        rise = val_end - val_min
+        if rise < params.noise_units * noise or rise < params.min_rise * abs(val_min) or rise <= 0:
+            return
+        tau, p = signals.mann_kendall(v[i_min:])
+        if not (tau > 0 and p < params.p_value):
+            return
+        min_step = float(val.steps[i_min])
+        # training loss over the same stretch, at the validation steps
+        t_at_min = float(np.interp(min_step, train.steps, train.values))
+        t_end = float(np.median(train.values[train.steps >= val.steps[-max(2, int(round(0.2 * n)))]]))
+        t_noise = signals.noise_scale(train.values)
+        t_noise = t_noise if np.isfinite(t_noise) else 0.0
+        if t_end - t_at_min > max(2 * t_noise, 0.05 * abs(t_at_min)):
+            return  # training loss rises too: divergence, not overfitting
+        gap_min = val_min - t_at_min
+        gap_end = val_end - t_end
+        last_step = float(val.steps[-1])
+        msg = (f"validation loss bottomed at {signals.fmt(val_min)} at step {min_step:g} and rose to "
+               f"{signals.fmt(val_end)} (+{signals.pct(rise / abs(val_min)) if val_min else signals.fmt(rise)}) "
+               f"while training loss went {signals.fmt(t_at_min)} -> {signals.fmt(t_end)}; "
+               f"the gap grew {signals.fmt(gap_min)} -> {signals.fmt(gap_end)}; "
+               f"early stopping at step {min_step:g} keeps the best model")
+        evidence = {
+            "val_min": val_min,
+            "val_min_step": min_step,
+            "val_end": val_end,
+            "rise": rise,
+            "rise_relative": rise / abs(val_min) if val_min else None,
+            "val_noise": noise,
+            "rise_in_noise_units": rise / noise if noise > 0 else None,
+            "train_at_val_min": t_at_min,
+            "train_end": t_end,
+            "gap_at_val_min": gap_min,
+            "gap_end": gap_end,
+            "gap_growth": gap_end - gap_min,
+            "evals_after_min": after,
+            "mann_kendall_tau": tau,
+            "mann_kendall_p": p,
+            "train_curve": how,
+            "early_stop_step": min_step,
+        }
+        confidence = float(min(0.95, 0.6 + 0.1 * (rise / max(noise, 1e-12)) / params.noise_units))
+        yield self.finding(msg, evidence=evidence, steps=(min_step, last_step),
+                           tags=[val.tag, train.tag], confidence=confidence)

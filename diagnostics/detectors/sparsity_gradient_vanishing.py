@@ -1,0 +1,306 @@
+"""The ``sparsity-gradient-vanishing`` detector: an auxiliary loss term too small to matter (seed 000)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from trainfix.diagnostics import knobs, signals
+from trainfix.diagnostics.detectors.base import Detector
+from trainfix.diagnostics.finding import Finding, Severity, Skip
+from trainfix.diagnostics.roles_vocab import (
+    LOSS_TERMS,
+    LOSS_TERMS_RAW,
+    TASK_LOSSES,
+    TRAIN_LOSS,
+    TRAIN_LOSS_STEP,
+    UW_LOG_VARS,
+    UW_WEIGHTS,
+)
+
+#: names of the main (task) term; every other logged loss term is auxiliary
+MAIN_TERM_NAMES = frozenset({
+    "cls", "ce", "task", "main", "classification", "class", "bce", "nll", "xent", "cross_entropy",
+    "crossentropy", "cross-entropy", "bag", "supervised", "sup", "total", "loss", "cls_loss", "ce_loss",
+    "classification_loss", "task_loss", "train", "mil", "bag_loss", "data",
+})
+
+#: term-name fragment -> (weight knob, scale knob or None, kind knob or None)
+TERM_KNOBS: tuple[tuple[str, tuple[str, str | None, str | None]], ...] = (
+    ("spars", ("sparsity_weight", "sparsity_scale", "sparsity_kind")),
+    ("consist", ("consistency_weight", None, None)),
+    ("entropy", ("entropy_weight", None, None)),
+    ("confid", ("confidence_weight", None, None)),
+)
+
+
+def is_main_term(key: str) -> bool:
+    """True for the main (classification/task) term of a loss, by its logged name."""
+    k = key.strip().lower().replace(" ", "_")
+    return k in MAIN_TERM_NAMES or k.startswith("task/") or k.startswith("task_")
+
+
+def term_knobs(key: str) -> tuple[str | None, str | None, str | None]:
+    """(weight, scale, kind) knob names for a loss term, by a fragment of its name."""
+    k = key.lower()
+    for fragment, names in TERM_KNOBS:
+        if fragment in k:
+            return names
+    return None, None, None
+
+
+def config_values(config: dict, *knob_names: str | None) -> dict[str, Any]:
+    """``{"lambda_sparsity": 0.001, ...}``: each knob's value, keyed by the dotted path it was found at."""
+    out: dict[str, Any] = {}
+    for name in knob_names:
+        if not name:
+            continue
+        hits = knobs.locate(config or {}, name)
+        if hits:
+            path, value = hits[0]
+            out[".".join(path)] = value
+    return out
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def term_weight_scale(config: dict, key: str) -> tuple[float | None, float | None]:
+    """The configured weight and divisor of a term (None when not configured)."""
+    wk, sk, _ = term_knobs(key)
+    weight = _as_float(knobs.lookup(config or {}, wk)) if wk else None
+    scale = _as_float(knobs.lookup(config or {}, sk)) if sk else None
+    return weight, scale
+
+
+def window(steps: np.ndarray, values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    keep = (steps >= lo) & (steps <= hi) & np.isfinite(values)
+    return values[keep]
+
+
+class SparsityGradientVanishing(Detector):
+    """An auxiliary loss term too small to matter, and not falling.
+
+    What it detects
+    ---------------
+    A regulariser or auxiliary loss term (sparsity, consistency, entropy, confidence: any logged
+    ``loss/<term>`` other than the main classification/task term, and other than the per-task terms of
+    a multi-task loss, whose keys name a task) whose weighted value is a negligible
+    share of the total loss (below ``max_share``, 1% by default) **and** that does not trend down beyond
+    its own noise: its Theil-Sen slope interval does not lie below zero, or the fall it implies over the
+    analysed steps is smaller than ``min_drop`` of its level or than ``noise_k`` noise units; and its
+    last points are not more than ``2 x min_drop`` below its first (a fast early fall counts too).
+
+    The share is the median of ``|weighted term|`` over the median of ``|total loss|`` (the
+    ``train/loss`` role, else the sum of the logged terms); it must stay negligible at every one of
+    the first 10% of the points too, so a term that mattered early and was minimised since (an RPN
+    objectness loss that drops from 0.78 to 0.001 in the first 20 steps) is not reported.  When only the raw term is logged, the
+    weighted value is rebuilt from the config as ``raw x weight / scale`` (knobs ``sparsity_weight``,
+    ``sparsity_scale``, ``consistency_weight``, ``entropy_weight``, ``confidence_weight``).
+
+    Why it matters
+    --------------
+    A term's gradient is scaled by the same factor as its value.  A sparsity term at 0.0005% of the
+    loss receives a gradient 200000 times smaller than the classification term: the optimiser never
+    sees it, the term never converges and the attention maps never become sparse, although the code
+    "has" a sparsity loss.  The typical cause is a small weight (``lambda_sparsity: 0.001``) combined
+    with an extra divisor (``/ 1000``) in the term itself.
+
+    Evidence
+    --------
+    The share of the total (and the threshold), the term's Theil-Sen slope with its 95% interval and
+    the relative change it implies, the term's noise scale, the first/last levels, the tags used, and
+    the config values found for the term's weight, scale and kind (with the key they were found at, such
+    as ``lambda_sparsity: 0.001``).
+
+    Fix
+    ---
+    ``sparsity-l1`` (replace an entropy formulation with a sparsity measure that has a useful gradient)
+    and ``sparsity-rescale`` (drop the divisor, raise the weight so the term is a few percent of the
+    total).  For a non-sparsity term no recipe applies: the message names the weight to raise.
+
+    False positives
+    ---------------
+    A term that is meant to be a tiny tie-breaker, or that is already at its optimum (a converged
+    regulariser is flat by definition): the detector then still reports it, because from the logs alone
+    "converged at 0.001%" and "never mattered" look alike; the config values in the evidence tell them
+    apart.  Terms that are exactly zero or whose configured weight is 0 are treated as switched off and
+    never reported; a term that falls clearly is never reported, whatever its share.
+
+    Parameters
+    ----------
+    max_share
+        Largest share of the total loss still called negligible (fraction, default 0.01 = 1%).
+    min_drop
+        A fall smaller than this fraction of the term's level counts as "not trending down" (0.1).
+    noise_k
+        ... or smaller than this many noise units of the term (3.0).
+    min_points
+        Points of the term needed to judge a trend (5).
+    """
+
+    name = "sparsity-gradient-vanishing"
+    severity = Severity.WARNING
+    requires_any = (LOSS_TERMS, LOSS_TERMS_RAW)
+    fixes = ("sparsity-l1", "sparsity-rescale")
+
+    @dataclass
+    class Params:
+        max_share: float = 0.01
+        min_drop: float = 0.1
+        noise_k: float = 3.0
+        min_points: int = 5
+
+    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+        weighted = {k: s.finite() for k, s in run.group(LOSS_TERMS).items()}
+        raw = {k: s.finite() for k, s in run.group(LOSS_TERMS_RAW).items()}
+        # per-task terms of a multi-task loss are main terms too (their keys name the tasks)
+        tasks = {k.lower() for role in (TASK_LOSSES, UW_WEIGHTS, UW_LOG_VARS) for k in run.roles.group(role)}
+        aux_keys = sorted({k for k in list(weighted) + list(raw) if not is_main_term(k) and k.lower() not in tasks})
+        if not aux_keys:
+            yield self.skip("no auxiliary loss term logged (only the main term, or no loss/<term> tags)")
+            return
+        config = run.config or {}
+        total = run.role(TRAIN_LOSS) or run.role(TRAIN_LOSS_STEP)
+        total = total.finite() if total is not None else None
+
+        judged = 0
+        reasons: list[str] = []
+        for key in aux_keys:
+            result = self._judge(key, weighted.get(key), raw.get(key), weighted, total, config, params)
+            if isinstance(result, str):
+                reasons.append(result)
+                continue
+            judged += 1
+            if result is not None:
+                yield result
+        if not judged and reasons:
+            yield self.skip("; ".join(reasons))
+
+    # ------------------------------------------------------------------------------------------
+    def _judge(self, key, w_series, r_series, all_weighted, total, config, params) -> Finding | str | None:
+        weight, scale = term_weight_scale(config, key)
+        if weight == 0.0:
+            return None  # switched off on purpose
+        # the weighted term as it enters the total: logged, else rebuilt from raw x weight / scale
+        if w_series is not None and len(w_series) >= 1:
+            w_steps, w_vals, w_how = w_series.steps, w_series.values, "logged"
+            w_tag = w_series.tag
+        elif r_series is not None and weight is not None:
+            w_steps = r_series.steps
+            w_vals = r_series.values * weight / (scale if scale else 1.0)
+            w_how = "raw x weight / scale from the config"
+            w_tag = r_series.tag
+        else:
+            return f"{key}: only the raw term is logged and no weight for it in the config"
+        trend_series = r_series if (r_series is not None and len(r_series) >= len(w_steps)) else None
+        t_steps = trend_series.steps if trend_series is not None else w_steps
+        t_vals = trend_series.values if trend_series is not None else w_vals
+        t_tag = trend_series.tag if trend_series is not None else w_tag
+        if len(t_vals) < params.min_points:
+            return signals.need_reason(t_tag, len(t_vals), params.min_points)
+        if np.all(w_vals == 0.0):
+            return None  # identically zero: switched off (aux-loss-dead handles constant terms)
+
+        lo_step, hi_step = float(w_steps[0]), float(w_steps[-1])
+        # denominator: the logged total over the same steps, else the sum of the logged terms
+        total_tag = None
+        if total is not None and len(window(total.steps, total.values, lo_step, hi_step)):
+            denom = float(np.median(np.abs(window(total.steps, total.values, lo_step, hi_step))))
+            total_tag = total.tag
+        else:
+            parts = [float(np.median(np.abs(window(s.steps, s.values, lo_step, hi_step))))
+                     for s in all_weighted.values() if len(window(s.steps, s.values, lo_step, hi_step))]
+            if len(parts) < 2:
+                return f"{key}: no total loss to compare with (no train/loss and a single term)"
+            denom = float(sum(parts))
+            total_tag = "sum of " + ", ".join(sorted(s.tag for s in all_weighted.values()))
+        if not denom > 0:
+            return None
+        share = float(np.median(np.abs(w_vals))) / denom
+        if not share < params.max_share:
+            return None
+        # a term that mattered at the start and was minimised since is converged, not vanishing:
+        # its share must be negligible from the first points on
+        # (largest share over the first 10% of the points, total interpolated to the term's steps)
+        n_head = min(len(w_vals), max(2, int(round(len(w_vals) * 0.1))))
+        share_head = None
+        if total is not None and total_tag == total.tag and len(total) >= 1:
+            t_fin = np.isfinite(total.values)
+            head_total = np.interp(w_steps[:n_head], total.steps[t_fin], total.values[t_fin])
+            ok = np.abs(head_total) > 0
+            if ok.any():
+                share_head = float(np.max(np.abs(w_vals[:n_head][ok]) / np.abs(head_total[ok])))
+                if not share_head < params.max_share:
+                    return None
+
+        trend = signals.theil_sen(t_steps, t_vals)
+        span = float(t_steps[-1] - t_steps[0])
+        level = abs(signals.robust_level(t_vals))
+        noise = signals.noise_scale(t_vals)
+        implied = trend.change_over(span)  # negative = falling
+        first, last = signals.head_tail(t_vals, 0.1, 2)
+        rel = signals.rel_change(first, last)
+        drop = -implied
+        falls = bool(trend.hi < 0 and level > 0 and drop > params.min_drop * level
+                     and (not noise > 0 or drop > params.noise_k * noise))
+        # ... or it fell a lot from where it started (a fast early drop, then flat near zero)
+        falls = falls or bool(rel < -2.0 * params.min_drop and (first - last) > params.noise_k * (noise or 0.0))
+        if falls:
+            return None
+
+        wk, sk, kk = term_knobs(key)
+        cfg = config_values(config, wk, sk, kk)
+        kind = knobs.lookup(config, kk) if kk else None
+        is_sparsity = "spars" in key.lower()
+        if is_sparsity:
+            fixes = ["sparsity-rescale"] if str(kind).lower() == "l1" else ["sparsity-l1", "sparsity-rescale"]
+        else:
+            fixes = []
+        rel_implied = implied / level if level > 0 else float("nan")
+        msg = (f"{key} term is {signals.pct(share)} of the total loss and moved "
+               f"{signals.pct(rel_implied)} over steps {signals.fmt(lo_step)}-{signals.fmt(hi_step)} "
+               f"(Theil-Sen slope {signals.fmt(trend.slope)}/step, 95% CI [{signals.fmt(trend.lo)}, "
+               f"{signals.fmt(trend.hi)}]): its gradient is too small to shape the model")
+        if cfg:
+            msg += "; config: " + ", ".join(f"{k}: {v}" for k, v in cfg.items())
+        if weight is not None and scale not in (None, 0.0, 1.0):
+            msg += f" (effective factor {signals.fmt(weight / scale)})"
+        if not fixes:
+            msg += f"; raise {wk or 'its weight'} until the term is a few percent of the total"
+        evidence = {
+            "term": key,
+            "share_of_total": share,
+            "max_share_first_points": share_head,
+            "max_share": params.max_share,
+            "weighted_from": w_how,
+            "total_from": total_tag,
+            "slope_per_step": trend.slope,
+            "slope_ci": [trend.lo, trend.hi],
+            "implied_change": implied,
+            "implied_rel_change": rel_implied,
+            "first_level": first,
+            "last_level": last,
+            "rel_change_first_last": rel,
+            "noise_scale": noise,
+            "points": len(t_vals),
+            "config": cfg,
+        }
+        if weight is not None:
+            evidence["weight"] = weight
+        if scale is not None:
+            evidence["scale"] = scale
+        tags = sorted({w_tag, t_tag} | ({total_tag} if total is not None and total_tag else set()))
+        confidence = min(1.0, 0.6 + 0.4 * (1.0 - share / params.max_share))
+        return self.finding(msg, evidence=evidence, steps=(lo_step, hi_step), tags=tags, fixes=fixes,
+                            confidence=confidence)

@@ -1,0 +1,95 @@
+"""Config files next to the logs -> one ``Run.config`` dict.
+
+YAML is read with ``yaml.safe_load`` (never arbitrary tags), JSON with ``json``; files that do not
+hold a mapping, or do not parse, are listed as skipped with the reason.  Tokenizer, generation and
+preprocessor files are not training configs and are ignored.
+
+Merge rule (later wins, dicts merged key by key, everything else replaced):
+  1. foreign JSON configs (``args.json``, ``config.json``, ...), deepest folder first;
+  2. foreign YAML configs (``hparams.yaml``, ``opt.yaml``, ...), deepest folder first;
+  3. trainfix's own ``config.yaml`` (recognised by its sections) -- so it always wins.
+``Run.config_files`` lists the files in that order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+MAX_CONFIG_BYTES = 5 << 20
+NOT_TRAINING = re.compile(r"(tokenizer|generation_config|preprocessor_config|special_tokens|vocab|"
+                          r"adapter_config|added_tokens|model\.safetensors\.index|pytorch_model\.bin\.index)", re.I)
+TRAINFIX_SECTIONS = {"run", "data", "model", "loss", "optimizer", "schedule", "training", "sparse", "stages",
+                     "logging", "checkpoint", "applied_fixes"}
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+
+
+def load_config_file(path: Path) -> dict:
+    """One config file as a dict; raises ValueError with a reason otherwise."""
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"too large for a config ({size} bytes)")
+    text = path.read_bytes().decode("utf-8", "replace")
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        try:
+            data = _yaml_load(text)
+        except Exception as exc:  # yaml.YAMLError and constructor errors for unsafe tags
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"YAML that a safe loader cannot read: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"holds a {type(data).__name__}, not a mapping")
+    return data
+
+
+def is_trainfix_config(path: Path, data: dict) -> bool:
+    keys = set(map(str, data))
+    return path.name in ("config.yaml", "config.yml") and keys <= TRAINFIX_SECTIONS | {"name"} and \
+        len(keys & {"run", "data", "model", "optimizer", "training", "loss"}) >= 2
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def merge_configs(root: Path, paths: list[Path]) -> tuple[dict, list[Path], list[dict]]:
+    """Read and merge config files; return (config, files in merge order, skipped)."""
+    loaded: list[tuple[tuple, Path, dict]] = []
+    skipped: list[dict] = []
+    for p in paths:
+        if NOT_TRAINING.search(p.name):
+            continue
+        try:
+            data = load_config_file(p)
+        except (OSError, ValueError) as exc:
+            skipped.append({"path": str(p), "reason": f"config not read: {exc}"})
+            continue
+        try:
+            depth = len(p.relative_to(root).parts)
+        except ValueError:
+            depth = 0
+        own = is_trainfix_config(p, data)
+        rank = (2 if own else (1 if p.suffix.lower() in (".yaml", ".yml") else 0), -depth, p.name)
+        loaded.append((rank, p, data))
+    loaded.sort(key=lambda item: item[0])
+    config: dict = {}
+    for _, _, data in loaded:
+        config = deep_merge(config, data)
+    return config, [p for _, p, _ in loaded], skipped

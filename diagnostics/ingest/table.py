@@ -1,0 +1,260 @@
+"""Per-file scalar tables and their assembly into the Run's long DataFrame.
+
+Every reader returns :class:`Table` objects (columnar numpy arrays in *file order*); the assembly
+step here is the only place that decides what survives:
+
+* **Resumed runs.**  Within one *stream* (one log file; for TensorBoard, all event files of one
+  directory in name order, since a resumed writer starts a new file beside the old one) and one
+  tag, a step lower than the previous one is a restart.  The later segment wins: every earlier
+  point at a step >= the step the run resumed from is dropped (the abandoned trajectory), as
+  TensorBoard itself does.  A step logged twice keeps its last value.  Restarts are reported.
+* **The same tag from several streams** (the trainer writes both ``metrics.jsonl`` and event
+  files; Lightning writes CSV and TensorBoard) is kept from one stream only: the one with the most
+  points for that tag, ties broken by the more precise format (JSON/CSV keep float64, TensorBoard
+  float32).  The dropped copies are reported in ``duplicates``.
+* The result is sorted by tag then step; ``tag`` and ``source`` are pandas categoricals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Lower = preferred when two streams carry the same tag with as many points.
+FORMAT_PRIORITY = {"jsonl": 0, "trainer_state": 1, "csv": 2, "mlflow": 3, "tensorboard": 4, "text": 5}
+
+
+@dataclass
+class Table:
+    """Scalars read from one file, in file order; ``codes`` index ``tags``."""
+
+    source: str  # path relative to the run root
+    fmt: str
+    stream: str  # restart-resolution key (see module docstring)
+    tags: list[str]
+    codes: np.ndarray
+    steps: np.ndarray
+    values: np.ndarray
+    wall_times: np.ndarray
+    corrupt_records: int = 0
+    truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+    units: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.steps.shape[0])
+
+
+class PointBuilder:
+    """Collects points one at a time (text, JSON and CSV readers) and yields a :class:`Table`."""
+
+    def __init__(self) -> None:
+        self.tag_index: dict[str, int] = {}
+        self.tags: list[str] = []
+        self.codes: list[int] = []
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.walls: list[float] = []
+        self.units: dict[str, str] = {}
+
+    def add(self, tag: str, step: int, value: float, wall: float = float("nan")) -> None:
+        code = self.tag_index.get(tag)
+        if code is None:
+            code = self.tag_index[tag] = len(self.tags)
+            self.tags.append(tag)
+        self.codes.append(code)
+        self.steps.append(step)
+        self.values.append(value)
+        self.walls.append(wall)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def table(self, source: str, fmt: str, stream: str | None = None, **kw: Any) -> Table:
+        t = Table(
+            source=source,
+            fmt=fmt,
+            stream=stream or source,
+            tags=self.tags,
+            codes=np.asarray(self.codes, dtype=np.int32),
+            steps=np.asarray(self.steps, dtype=np.int64),
+            values=np.asarray(self.values, dtype=np.float64),
+            wall_times=np.asarray(self.walls, dtype=np.float64),
+            **kw,
+        )
+        t.units.update(self.units)
+        return t
+
+
+def _segmented_keep(group: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """For rows sorted by group (file order inside a group): keep a row when its step is lower
+    than every later step of its group (later segment wins; last duplicate wins)."""
+    n = steps.shape[0]
+    keep = np.ones(n, dtype=bool)
+    if n < 2:
+        return keep
+    lo = int(steps.min())
+    span = int(steps.max()) - lo + 2
+    ngroups = int(group.max()) + 1
+    if span * ngroups < 2**62:
+        key = group.astype(np.int64) * span + (steps - lo)
+        nxt = np.empty(n, dtype=np.int64)
+        nxt[-1] = np.iinfo(np.int64).max
+        # suffix minimum of the *following* rows; crossing into a higher group gives larger keys
+        nxt[:-1] = np.minimum.accumulate(key[::-1])[::-1][1:]
+        keep = key < nxt
+        return keep
+    bounds = np.flatnonzero(np.diff(group)) + 1  # pragma: no cover - absurd step ranges only
+    for seg in np.split(np.arange(n), bounds):
+        s = steps[seg]
+        suf = np.minimum.accumulate(s[::-1])[::-1]
+        k = np.ones(seg.size, dtype=bool)
+        k[:-1] = s[:-1] < suf[1:]
+        keep[seg] = k
+    return keep
+
+
+def _needs_resolution(order: np.ndarray, group: np.ndarray, steps: np.ndarray, chunk: int = 1 << 18) -> bool:
+    """Whether any group has a step that does not increase (a restart or a repeated step).
+
+    Checked in chunks so a million-row table needs no full-size temporaries."""
+    n = order.shape[0]
+    for lo in range(0, max(0, n - 1), chunk):
+        idx = order[lo : min(n, lo + chunk + 1)]
+        g = group[idx]
+        st = steps[idx]
+        if ((g[1:] == g[:-1]) & (st[1:] <= st[:-1])).any():
+            return True
+    return False
+
+
+def assemble(tables: list[Table]) -> tuple[Any, dict[str, Any]]:
+    """Combine tables into the Run's DataFrame; return it and facts for ``Run.inputs``.
+
+    Takes ownership of the tables' arrays: they are released while the frame is built (the
+    tables keep their names, tags and notes), so peak memory stays near the frame's size.
+    """
+    import pandas as pd
+
+    info: dict[str, Any] = {"restarts": [], "duplicates": []}
+    tables = [t for t in tables if len(t)]
+    all_tags = sorted({tag for t in tables for tag in t.tags})
+    tag_code = {tag: i for i, tag in enumerate(all_tags)}
+    sources = sorted({t.source for t in tables})
+    source_code = {s: i for i, s in enumerate(sources)}
+    streams: list[str] = []
+    stream_fmt: dict[int, str] = {}
+    for t in tables:
+        if t.stream not in streams:
+            streams.append(t.stream)
+        stream_fmt[streams.index(t.stream)] = t.fmt
+    if not tables:
+        empty = pd.DataFrame(
+            {
+                "tag": pd.Categorical([], categories=[]),
+                "step": np.zeros(0, dtype=np.int64),
+                "value": np.zeros(0),
+                "wall_time": np.zeros(0),
+                "source": pd.Categorical([], categories=[]),
+            }
+        )
+        return empty, info
+
+    itype = np.int32 if len(all_tags) > 32000 else np.int16
+    if len(tables) == 1:
+        t = tables[0]
+        remap = np.asarray([tag_code[x] for x in t.tags], dtype=itype)
+        codes = remap[t.codes] if len(t.tags) else t.codes.astype(itype)
+        steps, values, walls = t.steps, t.values, t.wall_times
+        src = np.zeros(len(t), dtype=np.int16)
+        stream = np.zeros(len(t), dtype=np.int16)
+    else:
+        codes = np.concatenate([np.asarray([tag_code[x] for x in t.tags], dtype=itype)[t.codes] for t in tables])
+        steps = np.concatenate([t.steps for t in tables])
+        values = np.concatenate([t.values for t in tables])
+        walls = np.concatenate([t.wall_times for t in tables])
+        src = np.concatenate([np.full(len(t), source_code[t.source], dtype=np.int16) for t in tables])
+        stream = np.concatenate([np.full(len(t), streams.index(t.stream), dtype=np.int16) for t in tables])
+
+    ntags = len(all_tags)
+    # Group = (stream, tag).  Radix-friendly stable sort keeps file order inside each group.
+    group = stream.astype(np.int64) * ntags + codes if len(streams) > 1 else codes
+    order = np.argsort(group, kind="stable")
+    if _needs_resolution(order, group, steps):
+        g_sorted = group[order]
+        s_sorted = steps[order]
+        same = g_sorted[1:] == g_sorted[:-1]
+        back = same & (s_sorted[1:] < s_sorted[:-1])
+        keep = _segmented_keep(g_sorted, s_sorted)
+        for i in np.flatnonzero(back):
+            gi = int(g_sorted[i + 1])
+            info["restarts"].append(
+                {
+                    "stream": streams[gi // ntags] if len(streams) > 1 else streams[0],
+                    "tag": all_tags[gi % ntags],
+                    "step": int(s_sorted[i + 1]),
+                    "from_step": int(s_sorted[i]),
+                }
+            )
+        order = order[keep]
+        del keep, g_sorted, s_sorted, same, back
+
+    # Same tag in several streams: keep the stream with the most points (then the finer format).
+    if len(streams) > 1:
+        g_kept = group[order]
+        counts = np.bincount(g_kept, minlength=len(streams) * ntags).reshape(len(streams), ntags)
+        present = counts > 0
+        multi = np.flatnonzero(present.sum(axis=0) > 1)
+        if multi.size:
+            drop_groups = []
+            for tc in multi:
+                cands = [s for s in range(len(streams)) if present[s, tc]]
+                best = min(cands, key=lambda s: (-counts[s, tc], FORMAT_PRIORITY.get(stream_fmt[s], 9), s))
+                dropped = [s for s in cands if s != best]
+                drop_groups += [s * ntags + tc for s in dropped]
+                info["duplicates"].append(
+                    {"tag": all_tags[tc], "kept": streams[best], "dropped": [streams[s] for s in dropped]}
+                )
+            order = order[~np.isin(g_kept, np.asarray(drop_groups))]
+        del g_kept
+        # Within a tag the kept stream's steps are strictly increasing: sort by tag only.
+        order = order[np.argsort(codes[order], kind="stable")]
+    del group
+
+    # Reorder one column at a time and let go of the inputs as we go: peak memory stays near
+    # one extra column, not a second copy of the table.
+    for t in tables:
+        t.codes = t.steps = t.values = t.wall_times = None  # type: ignore[assignment]
+    tables.clear()
+    cols: dict[str, Any] = {}
+    cols["tag"] = pd.Categorical.from_codes(codes[order], categories=pd.Index(all_tags, dtype=object))
+    del codes
+    cols["step"] = steps[order]
+    del steps
+    cols["value"] = values[order]
+    del values
+    cols["wall_time"] = walls[order]
+    del walls
+    cols["source"] = pd.Categorical.from_codes(src[order], categories=pd.Index(sources, dtype=object))
+    del src, order, stream
+    frame = pd.DataFrame(cols, copy=False)
+    del cols
+    info["restarts"] = _summarise_restarts(info["restarts"])
+    return frame, info
+
+
+def _summarise_restarts(events: list[dict]) -> list[dict]:
+    """One entry per (stream, resumed step): how many tags restarted there."""
+    merged: dict[tuple[str, int], dict] = {}
+    for e in events:
+        key = (e["stream"], e["step"])
+        m = merged.setdefault(key, {"source": e["stream"], "step": e["step"], "from_step": e["from_step"], "tags": []})
+        m["from_step"] = max(m["from_step"], e["from_step"])
+        if e["tag"] not in m["tags"]:
+            m["tags"].append(e["tag"])
+    out = sorted(merged.values(), key=lambda m: (m["source"], m["step"]))
+    for m in out:
+        m["tags"] = sorted(m["tags"])
+    return out

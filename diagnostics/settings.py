@@ -1,0 +1,109 @@
+"""Project settings: ``[tool.trainfix]`` in the nearest ``pyproject.toml``, or a ``trainfix.toml``.
+
+Search: from ``start`` (a run directory or file) upwards, the first directory holding a
+``trainfix.toml`` (whole file = the settings, a ``[tool.trainfix]`` table is accepted too) or a
+``pyproject.toml`` with a ``[tool.trainfix]`` table wins.  The walk stops at the filesystem root
+or after the first directory holding ``.git`` (the repository root).  Keys::
+
+    [tool.trainfix]
+    select = ["accuracy-oscillation"]      # only these detectors
+    ignore = ["memory-growth"]             # never these
+    fail_on = "warning"                    # for `trainfix check`
+    [tool.trainfix.metrics]                # role -> tag
+    val_acc = "Metrics/Val Accuracy"
+    [tool.trainfix.detectors.loss-plateau] # detector parameter overrides
+    patience = 20
+
+Unknown top-level keys are a :class:`~trainfix.errors.UsageError` with a did-you-mean; detector
+parameter names are validated by the engine, not here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainfix.errors import UsageError
+
+KEYS = ("metrics", "detectors", "select", "ignore", "fail_on")
+SEVERITIES = ("info", "warning", "error", "never")
+
+
+@dataclass
+class Settings:
+    metrics: dict[str, str] = field(default_factory=dict)
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    fail_on: str | None = None
+    source: Path | None = None  # the file the settings came from, None for defaults
+
+
+def _table(path: Path) -> dict | None:
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8", "replace"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}", "fix the file or remove it") from None
+    except OSError:
+        return None
+    tool = data.get("tool", {})
+    if isinstance(tool, dict) and isinstance(tool.get("trainfix"), dict):
+        return tool["trainfix"]
+    if path.name == "trainfix.toml":
+        return data
+    return None
+
+
+def _parse(raw: dict, path: Path) -> Settings:
+    for key in raw:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(KEYS)}"
+            raise UsageError(f"{path}: unknown key '{key}' in [tool.trainfix]", hint)
+
+    def str_list(name: str) -> list[str]:
+        val = raw.get(name, [])
+        if isinstance(val, str):
+            val = [val]
+        if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
+            raise UsageError(f"{path}: '{name}' must be a list of detector names", f'e.g. {name} = ["loss-plateau"]')
+        return list(val)
+
+    metrics = raw.get("metrics", {})
+    if not isinstance(metrics, dict) or not all(isinstance(v, str) for v in metrics.values()):
+        raise UsageError(f"{path}: [tool.trainfix.metrics] must map roles to tag names", 'e.g. val_acc = "Val Acc"')
+    detectors = raw.get("detectors", {})
+    if not isinstance(detectors, dict) or not all(isinstance(v, dict) for v in detectors.values()):
+        raise UsageError(f"{path}: [tool.trainfix.detectors.NAME] tables hold parameter overrides",
+                         "e.g. [tool.trainfix.detectors.loss-plateau] then patience = 20")
+    fail_on = raw.get("fail_on")
+    if fail_on is not None and (not isinstance(fail_on, str) or fail_on.lower() not in SEVERITIES):
+        raise UsageError(f"{path}: fail_on = {fail_on!r} is not a severity", f"use one of {', '.join(SEVERITIES)}")
+    return Settings(
+        metrics=dict(metrics),
+        detectors={k: dict(v) for k, v in detectors.items()},
+        select=str_list("select"),
+        ignore=str_list("ignore"),
+        fail_on=fail_on.lower() if isinstance(fail_on, str) else None,
+        source=path,
+    )
+
+
+def load_settings(start: str | Path) -> Settings:
+    """Settings for ``start``'s project (defaults when no file has a ``[tool.trainfix]`` table)."""
+    here = Path(start).resolve()
+    if here.is_file() or not here.exists():
+        here = here.parent
+    for folder in (here, *here.parents):
+        for name in ("trainfix.toml", "pyproject.toml"):
+            candidate = folder / name
+            if candidate.is_file():
+                raw = _table(candidate)
+                if raw is not None:
+                    return _parse(raw, candidate)
+        if (folder / ".git").exists():
+            break
+    return Settings()

@@ -1,0 +1,446 @@
+"""Shared numerics for detectors: robust noise, robust trends, reversals, spikes, run lengths.
+
+Detectors decide relative to each series' *own* noise instead of on absolute thresholds alone: a
+validation accuracy that wobbles by 1% between epochs is healthy; one that swings by 40% is not.
+Everything here takes numpy arrays (or anything ``np.asarray`` accepts), returns plain Python
+floats, ints, tuples or lists, and is NaN-safe: non-finite points are dropped before any statistic
+is computed (NaN/Inf are evidence for the ``nonfinite-loss`` detector, not noise), and a statistic
+that cannot be computed from too few points is ``nan`` (every comparison with ``nan`` is False, so a
+detector that forgets to check :func:`enough` stays quiet instead of raising).
+
+Only numpy and scipy are used at module level; the run-level helpers at the end read a Run
+duck-typed and import the role names lazily (detectors import this module, not the other way round).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+#: 1.4826 * MAD estimates the standard deviation of normally distributed data.
+MAD_TO_SIGMA = 1.4826
+#: Theil-Sen is O(n^2) in memory and time: longer series are reduced to this many bin medians.
+THEIL_SEN_MAX_POINTS = 400
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+def as_array(values: Any) -> np.ndarray:
+    """``values`` as a 1-D float array (a trainfix ``Series`` gives its ``values``; None gives [])."""
+    if values is None:
+        return np.zeros(0, dtype=float)
+    if hasattr(values, "values") and not isinstance(values, np.ndarray):
+        values = values.values
+    return np.asarray(values, dtype=float).reshape(-1)
+
+
+def finite(values: Any) -> np.ndarray:
+    """The finite values only (NaN and +-Inf removed), order kept."""
+    arr = as_array(values)
+    return arr[np.isfinite(arr)]
+
+
+def count_finite(values: Any) -> int:
+    arr = as_array(values)
+    return int(np.isfinite(arr).sum())
+
+
+def enough(series: Any, n: int) -> bool:
+    """True when ``series`` (a Series, an array, or None) has at least ``n`` finite values."""
+    return count_finite(series) >= n
+
+
+def need_reason(tag: str, have: int, need: int) -> str:
+    """The standard skip reason: ``"only 4 points of val/acc, need 6"``."""
+    return f"only {have} points of {tag}, need {need}"
+
+
+def mad(values: Any) -> float:
+    """Median absolute deviation from the median (unscaled); nan when no finite values."""
+    arr = finite(values)
+    if arr.size == 0:
+        return float("nan")
+    return float(np.median(np.abs(arr - np.median(arr))))
+
+
+# --- noise -------------------------------------------------------------------------------------------
+def noise_scale(values: Any) -> float:
+    """Robust point-to-point noise of a series, in the series' own units.
+
+    ``1.4826 * MAD(first differences) / sqrt(2)``: differencing removes slow trends (a loss that
+    falls smoothly has near-constant differences, whose MAD ignores the slope); the MAD ignores rare
+    spikes; ``/sqrt(2)`` turns the spread of a difference of two noisy points back into the noise of
+    one point.  When more than half the differences are identical (quantised metrics such as an
+    accuracy over a small validation set, or a flat plateau) the MAD is 0; the scaled mean absolute
+    deviation of the differences is used then, so the result is 0 only for a truly constant series.
+
+    Returns nan for fewer than 3 finite points.
+    """
+    arr = finite(values)
+    if arr.size < 3:
+        return float("nan")
+    diffs = np.diff(arr)
+    centre = np.median(diffs)
+    dev = np.abs(diffs - centre)
+    scale = MAD_TO_SIGMA * float(np.median(dev))
+    if scale == 0.0:
+        scale = math.sqrt(math.pi / 2.0) * float(np.mean(dev))  # mean |dev| of a normal = sigma*sqrt(2/pi)
+    return scale / math.sqrt(2.0)
+
+
+def robust_level(values: Any) -> float:
+    """The median of the finite values (nan when none)."""
+    arr = finite(values)
+    return float(np.median(arr)) if arr.size else float("nan")
+
+
+# --- trends ------------------------------------------------------------------------------------------
+class Trend(NamedTuple):
+    """A Theil-Sen line: ``slope`` with its confidence interval ``[lo, hi]`` and ``intercept``.
+
+    ``n`` is the number of points used. ``significant`` is True when the interval excludes 0;
+    ``direction`` is ``+1``/``-1`` for a significant rise/fall, else 0.
+    """
+
+    slope: float
+    lo: float
+    hi: float
+    intercept: float
+    n: int = 0
+
+    @property
+    def significant(self) -> bool:
+        return bool(self.lo > 0 or self.hi < 0)
+
+    @property
+    def direction(self) -> int:
+        if self.lo > 0:
+            return 1
+        if self.hi < 0:
+            return -1
+        return 0
+
+    def change_over(self, span: float) -> float:
+        """The change the slope implies over ``span`` x-units."""
+        return float(self.slope * span)
+
+
+_NAN_TREND = Trend(float("nan"), float("nan"), float("nan"), float("nan"), 0)
+
+
+def bin_medians(x: Any, y: Any, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce (x, y) to at most ``n_bins`` points: the median x and y of consecutive equal-count
+    bins (finite pairs only). Keeps the shape of a long per-step curve while dropping its noise."""
+    xa, ya = as_array(x), as_array(y)
+    keep = np.isfinite(xa) & np.isfinite(ya)
+    xa, ya = xa[keep], ya[keep]
+    if xa.size <= n_bins:
+        return xa, ya
+    edges = np.linspace(0, xa.size, n_bins + 1).astype(int)
+    xs = np.array([np.median(xa[a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a])
+    ys = np.array([np.median(ya[a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a])
+    return xs, ys
+
+
+def theil_sen(x: Any, y: Any = None, alpha: float = 0.05) -> Trend:
+    """Robust linear trend of ``y`` against ``x`` (``scipy.stats.theilslopes``).
+
+    ``alpha`` is the significance level: the interval ``[lo, hi]`` is the ``1 - alpha`` confidence
+    interval of the slope.  Called with one argument, the values are taken against their index.
+    Non-finite pairs are dropped; series longer than ``THEIL_SEN_MAX_POINTS`` are first reduced to
+    that many bin medians (the median-of-pairwise-slopes is quadratic in the point count).  Note the
+    interval assumes independent residuals; for smooth, autocorrelated curves it is optimistic, so
+    detectors combine it with a noise-relative size test rather than trusting it alone.
+
+    Returns a Trend of nans (n=0) for fewer than 3 finite points or a constant x.
+    """
+    from scipy.stats import theilslopes
+
+    if y is None:
+        y = as_array(x)
+        x = np.arange(y.size, dtype=float)
+    xa, ya = as_array(x), as_array(y)
+    if xa.size != ya.size:
+        raise ValueError(f"theil_sen: x has {xa.size} points, y has {ya.size}")
+    keep = np.isfinite(xa) & np.isfinite(ya)
+    xa, ya = xa[keep], ya[keep]
+    if xa.size > THEIL_SEN_MAX_POINTS:
+        xa, ya = bin_medians(xa, ya, THEIL_SEN_MAX_POINTS)
+    if xa.size < 3 or np.ptp(xa) == 0:
+        return _NAN_TREND
+    if np.ptp(ya) == 0:
+        return Trend(0.0, 0.0, 0.0, float(ya[0]), int(xa.size))
+    res = theilslopes(ya, xa, alpha=1.0 - alpha)
+    return Trend(float(res[0]), float(res[2]), float(res[3]), float(res[1]), int(xa.size))
+
+
+def mann_kendall(values: Any) -> tuple[float, float]:
+    """Mann-Kendall monotonic-trend test: ``(tau, p_value)`` of Kendall's tau against the index.
+
+    ``tau`` in [-1, 1] (negative: falling); ``p_value`` two-sided.  Non-finite points are dropped
+    (their index positions are kept, so gaps do not fake a trend).  A constant series or fewer than
+    3 finite points gives ``(0.0, 1.0)``: no evidence of a trend.
+    """
+    from scipy.stats import kendalltau
+
+    arr = as_array(values)
+    idx = np.arange(arr.size, dtype=float)
+    keep = np.isfinite(arr)
+    arr, idx = arr[keep], idx[keep]
+    if arr.size < 3 or np.ptp(arr) == 0:
+        return 0.0, 1.0
+    res = kendalltau(idx, arr)
+    tau, p = float(res[0]), float(res[1])
+    if not math.isfinite(tau):
+        return 0.0, 1.0
+    return tau, (p if math.isfinite(p) else 1.0)
+
+
+# --- smoothing ---------------------------------------------------------------------------------------
+def smooth(values: Any, window: int) -> np.ndarray:
+    """Centered rolling **median** over ``window`` points (made odd; shrinks at the edges).
+
+    A median, not a mean or EMA: it keeps real steps (an lr drop, a collapse) sharp, has no lag,
+    and ignores isolated spikes.  NaN/Inf points are ignored inside each window; a window with no
+    finite value gives NaN.  Output has the input's length.  ``window <= 1`` returns a copy.
+    """
+    arr = as_array(values)
+    window = int(window)
+    if window <= 1 or arr.size == 0:
+        return arr.copy()
+    if window % 2 == 0:
+        window += 1
+    half = window // 2
+    clean = np.where(np.isfinite(arr), arr, np.nan)
+    padded = np.concatenate([np.full(half, np.nan), clean, np.full(half, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
+    out = np.full(arr.size, np.nan)
+    has = np.isfinite(windows).any(axis=1)
+    if has.any():
+        out[has] = np.nanmedian(windows[has], axis=1)
+    return out
+
+
+def ema(values: Any, alpha: float) -> np.ndarray:
+    """Exponential moving average (``alpha`` = weight of the new point), the TensorBoard-style
+    smoother; NaN/Inf points are skipped (the previous average is carried)."""
+    arr = as_array(values)
+    out = np.full(arr.size, np.nan)
+    acc = float("nan")
+    for i, v in enumerate(arr):
+        if math.isfinite(v):
+            acc = v if not math.isfinite(acc) else alpha * v + (1.0 - alpha) * acc
+        out[i] = acc
+    return out
+
+
+# --- reversals, spikes, runs -------------------------------------------------------------------------
+def reversals(values: Any, min_amplitude: float, window: int = 1) -> list[tuple[int, int, float]]:
+    """Zigzag decomposition: the monotone legs of a series that each move at least ``min_amplitude``.
+
+    Returns ``[(i_start, i_end, change), ...]`` where ``i_start``/``i_end`` are indices into
+    ``values`` of the turning points (a trough then a peak for a rise, a peak then a trough for a
+    fall) and ``change = y[i_end] - y[i_start]`` (signed, ``|change| >= min_amplitude``).
+    Consecutive legs alternate direction, so the number of direction changes (reversals) is
+    ``len(legs) - 1``.  Moves smaller than ``min_amplitude`` never start a new leg, which is what
+    makes this robust: pass a multiple of :func:`noise_scale` and ordinary wobble is ignored.
+
+    ``window > 1`` first applies :func:`smooth` (rolling median).  Non-finite points are skipped.
+    """
+    arr = as_array(values)
+    if window > 1:
+        arr = smooth(arr, window)
+    idx = np.flatnonzero(np.isfinite(arr))
+    if idx.size < 2 or not (min_amplitude > 0):
+        return []
+    y = arr[idx]
+    legs: list[tuple[int, int, float]] = []
+    pivot = 0  # index (into y) of the last confirmed turning point
+    ext = 0  # index of the running extreme since the pivot
+    direction = 0  # +1 rising leg in progress, -1 falling, 0 not decided yet
+    lo = hi = 0  # before the first leg: running min and max since the start
+    for j in range(1, y.size):
+        if direction == 0:
+            if y[j] < y[lo]:
+                lo = j
+            if y[j] > y[hi]:
+                hi = j
+            if y[j] - y[lo] >= min_amplitude:
+                pivot, ext, direction = lo, j, 1
+            elif y[hi] - y[j] >= min_amplitude:
+                pivot, ext, direction = hi, j, -1
+            continue
+        if direction == 1:
+            if y[j] >= y[ext]:
+                ext = j
+            elif y[ext] - y[j] >= min_amplitude:
+                legs.append((int(idx[pivot]), int(idx[ext]), float(y[ext] - y[pivot])))
+                pivot, ext, direction = ext, j, -1
+        else:
+            if y[j] <= y[ext]:
+                ext = j
+            elif y[j] - y[ext] >= min_amplitude:
+                legs.append((int(idx[pivot]), int(idx[ext]), float(y[ext] - y[pivot])))
+                pivot, ext, direction = ext, j, 1
+    if direction != 0 and abs(y[ext] - y[pivot]) >= min_amplitude:
+        legs.append((int(idx[pivot]), int(idx[ext]), float(y[ext] - y[pivot])))
+    return legs
+
+
+def spikes(values: Any, k: float = 6.0, window: int = 9) -> list[int]:
+    """Indices of points more than ``k`` robust-noise units (:func:`noise_scale`) away from the
+    centered rolling median over ``window`` points.  Non-finite points are never reported (they are
+    a different problem).  Empty when the series has fewer than ``window`` finite points or no noise.
+    """
+    arr = as_array(values)
+    if count_finite(arr) < max(window, 3):
+        return []
+    noise = noise_scale(arr)
+    if not (noise > 0):
+        return []
+    base = smooth(arr, window)
+    dev = np.abs(arr - base)
+    hit = np.isfinite(dev) & (dev > k * noise)
+    return [int(i) for i in np.flatnonzero(hit)]
+
+
+def run_lengths(mask: Any) -> list[tuple[int, int]]:
+    """``[(start, length), ...]`` of each run of consecutive True values in a boolean mask."""
+    m = np.asarray(mask, dtype=bool).reshape(-1)
+    if m.size == 0:
+        return []
+    padded = np.concatenate([[False], m, [False]]).astype(np.int8)
+    d = np.diff(padded)
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    return [(int(s), int(e - s)) for s, e in zip(starts, ends)]
+
+
+def longest_run(mask: Any) -> tuple[int, int]:
+    """The longest True run as ``(start, length)``; ``(0, 0)`` when there is none."""
+    runs = run_lengths(mask)
+    return max(runs, key=lambda r: (r[1], -r[0])) if runs else (0, 0)
+
+
+# --- relative sizes ----------------------------------------------------------------------------------
+def relative_spread(values: Any) -> float:
+    """``(max - min) / |median|`` of the finite values, robust to a zero median.
+
+    When the median is 0 the mean absolute value is the denominator; a series that is all zeros has
+    spread 0.0.  nan when there are no finite values.  Used to call a term "constant" (spread ~0).
+    """
+    arr = finite(values)
+    if arr.size == 0:
+        return float("nan")
+    span = float(np.max(arr) - np.min(arr))
+    if span == 0.0:
+        return 0.0
+    denom = abs(float(np.median(arr)))
+    if denom == 0.0:
+        denom = float(np.mean(np.abs(arr)))
+    return span / denom if denom > 0 else float("inf")
+
+
+def rel_change(first: float, last: float) -> float:
+    """``(last - first) / |first|``, robust to zero: 0.0 when both are 0, +-inf when only ``first``
+    is 0, nan when either is not finite."""
+    first, last = float(first), float(last)
+    if not (math.isfinite(first) and math.isfinite(last)):
+        return float("nan")
+    if first == 0.0:
+        return 0.0 if last == 0.0 else math.copysign(float("inf"), last)
+    return (last - first) / abs(first)
+
+
+def head_tail(values: Any, fraction: float = 0.1, min_points: int = 3) -> tuple[float, float]:
+    """Medians of the first and last ``fraction`` of the finite values (at least ``min_points``
+    each): a robust "where it started" and "where it ended"."""
+    arr = finite(values)
+    if arr.size == 0:
+        return float("nan"), float("nan")
+    n = min(arr.size, max(min_points, int(round(arr.size * fraction))))
+    return float(np.median(arr[:n])), float(np.median(arr[-n:]))
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    """A number for a message: ``0.000431``, ``1.6e-05``, ``85.9``; 'nan'/'inf' as such."""
+    if value is None or not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    mag = abs(value)
+    if mag >= 1e4 or mag < 1e-3:
+        mantissa, exponent = f"{value:.{max(1, digits - 1)}e}".split("e")
+        if "." in mantissa:
+            mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{exponent}"
+    return f"{value:.{digits}g}"
+
+
+def pct(fraction: float, digits: int = 3) -> str:
+    """A fraction as a percentage for messages: ``0.859 -> '85.9%'``."""
+    if fraction is None or not math.isfinite(fraction):
+        return str(fraction)
+    return f"{fmt(fraction * 100.0, digits)}%"
+
+
+# --- run-level helpers (duck-typed on trainfix.diagnostics.run.Run) ----------------------------------
+def epoch_boundaries(run: Any) -> np.ndarray | None:
+    """Steps that ended an epoch: the steps of the logged ``epoch`` tag, else of the per-epoch
+    training loss; None when neither is logged (or fewer than 2 boundaries)."""
+    from trainfix.diagnostics.roles_vocab import TRAIN_LOSS
+
+    for s in (run.series("epoch"), run.role(TRAIN_LOSS)):
+        if s is not None and len(s) >= 2:
+            steps = np.unique(s.steps[np.isfinite(s.steps)])
+            if steps.size >= 2:
+                return steps
+    return None
+
+
+def group_by_boundaries(steps: Any, values: Any, boundaries: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split (steps, values) into consecutive groups, a group ending at each boundary step
+    (inclusive); points after the last boundary form a final group.  Empty groups are dropped."""
+    st, va = as_array(steps), as_array(values)
+    b = np.sort(as_array(boundaries))
+    which = np.searchsorted(b, st, side="left")
+    out = []
+    for g in np.unique(which):
+        m = which == g
+        out.append((st[m], va[m]))
+    return out
+
+
+def training_loss(run: Any, max_points: int = 200) -> Any:
+    """The training-loss curve detectors judge: the ``TRAIN_LOSS`` role (per-epoch) when resolved,
+    else the per-step loss (``TRAIN_LOSS_STEP``) reduced to one median per epoch (epoch ends from
+    :func:`epoch_boundaries`) or, without epochs, to medians of bins of ~10 points (at most
+    ``max_points`` bins).
+
+    Returns ``(series, how)`` where ``series`` is a trainfix ``Series`` (tag = the original tag)
+    of finite points and ``how`` is ``"per-epoch"``, ``"per-epoch median of per-step"`` or
+    ``"binned median of per-step"``; ``(None, reason)`` when no training loss is logged.
+    """
+    from trainfix.diagnostics.roles_vocab import TRAIN_LOSS, TRAIN_LOSS_STEP
+    from trainfix.diagnostics.run import Series
+
+    s = run.role(TRAIN_LOSS)
+    if s is not None and count_finite(s.values) >= 3:
+        return s.finite(), "per-epoch"
+    step = run.role(TRAIN_LOSS_STEP)
+    if step is None:
+        if s is not None:
+            return s.finite(), "per-epoch"
+        return None, "no training loss logged"
+    step = step.finite()
+    bounds = epoch_boundaries(run)
+    if bounds is not None and bounds.size >= 3:
+        groups = group_by_boundaries(step.steps, step.values, bounds)
+        if len(groups) >= 3:
+            xs = np.array([g[0][-1] for g in groups])
+            ys = np.array([np.median(g[1]) for g in groups])
+            return Series(step.tag, xs, ys), "per-epoch median of per-step"
+    n_bins = min(max_points, max(10, len(step) // 10))
+    xs, ys = bin_medians(step.steps, step.values, n_bins)
+    return Series(step.tag, xs, ys), "binned median of per-step"

@@ -1,0 +1,224 @@
+"""The fix-recipe base: a recipe turns a finding into a config patch, or says why it cannot.
+
+A recipe has a stable kebab-case ``id``, the detector names it ``resolves``, a ``kind``
+(``"config"``: edits a config file; ``"artifact"``: repairs a file such as a checkpoint), the
+``knobs`` it edits (names from :mod:`trainfix.diagnostics.knobs`) and ``warm_start`` (whether a
+relaunch may resume from the broken run's checkpoint).  ``plan(config, finding)`` returns a
+:class:`~trainfix.fixes.patch.Patch`, or ``None`` when there is no safe edit for this config; that
+is a normal outcome and ``self.reason`` says why, in words the user can act on.
+
+Recipes express edits as knobs through :class:`PatchBuilder`: for a trainfix config the knob's
+canonical path is set (created if absent); for a foreign config every key matching one of the
+knob's aliases is set, in its own type (a string lr stays a string), and a knob the file does not
+have becomes concrete advice ("your config has no warmup setting: add 5 warmup epochs to your
+scheduler").  Each recipe module's docstring has the sections *What it changes / When to use /
+Why / Example diff*; ``trainfix explain ID`` prints it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from trainfix.diagnostics import knobs as K
+from trainfix.diagnostics.finding import Finding
+from trainfix.fixes.patch import MISSING, Edit, Patch, get_path
+
+TRAINFIX_TOP = ("run", "data", "model", "loss", "optimizer", "schedule", "training", "sparse", "logging", "checkpoint")
+
+
+def is_trainfix_config(config: Any) -> bool:
+    """Whether ``config`` is trainfix's own run config (see :func:`trainfix.fixes.foreign.detect_flavor`)."""
+    from trainfix.fixes.foreign import TRAINFIX_SECTIONS
+
+    if not isinstance(config, dict):
+        return False
+    keys = {str(k) for k in config}
+    return bool(keys) and keys <= TRAINFIX_SECTIONS and {"model", "training"} <= keys
+
+
+def component_accepts(config: dict, kind: str, arg: str) -> bool | None:
+    """Whether the ``data``/``model``/``loss`` factory a trainfix config names takes keyword ``arg``
+    (None when the factory cannot be resolved).  Recipes ask before setting a component argument,
+    so that they refuse with a reason instead of producing a config the schema rejects."""
+    section = config.get(kind) if isinstance(config, dict) else None
+    if not isinstance(section, dict):
+        return None
+    try:
+        from trainfix.trainers.components.registry import factory_for, signature_params
+
+        params, var_kw = signature_params(kind, factory_for(kind, section))
+    except Exception:  # unknown component, import failure: let validation speak
+        return None
+    return arg in params or var_kw
+
+
+def sig(value: float, digits: int = 3) -> float:
+    """``value`` rounded to ``digits`` significant figures (configs read better: 0.00015, not 0.000150000001)."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def evidence_number(finding: Finding | None, *names: str) -> float | None:
+    """The first of ``names`` present in the finding's evidence as a finite number."""
+    if finding is None:
+        return None
+    for name in names:
+        value = (finding.evidence or {}).get(name)
+        if isinstance(value, bool) or value is None:
+            continue
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            return f
+    return None
+
+
+class PatchBuilder:
+    """Collects a recipe's edits on one config, as knobs (see module docstring)."""
+
+    def __init__(self, recipe_id: str, config: dict, finding: Finding | None = None):
+        self.recipe_id = recipe_id
+        self.config = config or {}
+        self.own = is_trainfix_config(self.config)
+        self.patch = Patch(recipe_id, finding=finding.detector if finding else None)
+
+    # reading ---------------------------------------------------------------------------------
+    def has(self, knob: str) -> bool:
+        if self.own:
+            return get_path(self.config, tuple(K.KNOBS[knob].path.split("."))) is not MISSING
+        return bool(self._foreign_hits(knob))
+
+    def get(self, knob: str, default: Any = None) -> Any:
+        if self.own:
+            value = get_path(self.config, tuple(K.KNOBS[knob].path.split(".")))
+            return default if value is MISSING else value
+        hits = self._foreign_hits(knob)
+        return hits[0][1] if hits else default
+
+    def get_float(self, knob: str, default: float | None = None) -> float | None:
+        value = self.get(knob)
+        if isinstance(value, bool) or value is None:
+            return default
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return default
+
+    def section(self, name: str) -> dict:
+        value = self.config.get(name) if isinstance(self.config, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    def _foreign_hits(self, knob: str) -> list[tuple[tuple[str, ...], Any]]:
+        return [(p, v) for p, v in K.locate(self.config, knob) if not isinstance(v, dict)]
+
+    # writing ---------------------------------------------------------------------------------
+    def set(self, knob: str, new: Any, reason: str, *, advice: str | None = None) -> bool:
+        """Set ``knob`` to ``new``; in a foreign config without the knob, record ``advice``.
+
+        Returns whether any key was edited.
+        """
+        if self.own:
+            path = tuple(K.KNOBS[knob].path.split("."))
+            self.patch.edits.append(Edit(path, get_path(self.config, path), new, reason))
+            return True
+        hits = self._foreign_hits(knob)
+        for path, old in hits:
+            self.patch.edits.append(Edit(path, old, _like(old, new), reason))
+        if not hits and advice:
+            self.advice(advice)
+        return bool(hits)
+
+    def set_path(self, path: Iterable[str], new: Any, reason: str) -> None:
+        """Set an explicit path (trainfix configs: keys that are not knobs, like ``stages``)."""
+        path = tuple(path)
+        self.patch.edits.append(Edit(path, get_path(self.config, path), new, reason))
+
+    def scale(self, knob: str, factor: float, reason: str, *, advice: str | None = None) -> bool:
+        """Multiply every numeric value of ``knob`` by ``factor`` (marks the patch relative)."""
+        self.patch.relative = True
+        if self.own:
+            value = self.get_float(knob)
+            if value is None:
+                if advice:
+                    self.advice(advice)
+                return False
+            return self.set(knob, sig(value * factor), reason)
+        done = False
+        for path, old in self._foreign_hits(knob):
+            try:
+                value = float(old)
+            except (TypeError, ValueError):
+                continue
+            self.patch.edits.append(Edit(path, old, _like(old, sig(value * factor)), reason))
+            done = True
+        if not done and advice:
+            self.advice(advice)
+        return done
+
+    def advice(self, text: str) -> None:
+        if text not in self.patch.advice:
+            self.patch.advice.append(text)
+
+    def note(self, text: str) -> None:
+        if text not in self.patch.notes:
+            self.patch.notes.append(text)
+
+    def result(self) -> Patch | None:
+        return self.patch if (self.patch.edits or self.patch.advice) else None
+
+
+def _like(old: Any, new: Any) -> Any:
+    """``new`` in the type of ``old``: a quoted number stays quoted, an int stays an int when whole."""
+    if old is MISSING or old is None:
+        return new
+    if isinstance(old, str) and isinstance(new, (int, float)) and not isinstance(new, bool):
+        return f"{new:g}" if isinstance(new, float) else str(new)
+    if isinstance(old, bool) and isinstance(new, str):
+        return new.lower() not in ("none", "false", "off", "uniform", "hard", "0", "")
+    if isinstance(old, int) and not isinstance(old, bool) and isinstance(new, float) and new.is_integer():
+        return int(new)
+    return new
+
+
+class Recipe:
+    """Base class of fix recipes (see module docstring)."""
+
+    id: str = ""
+    resolves: tuple[str, ...] = ()
+    kind: str = "config"
+    knobs: tuple[str, ...] = ()
+    warm_start: bool = True
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def plan(self, config: dict, finding: Finding | None = None) -> Patch | None:
+        """The patch for ``config`` (and the finding it answers), or None with ``self.reason`` set."""
+        raise NotImplementedError
+
+    def skip(self, reason: str) -> None:
+        """Record why there is no safe edit and return None (``return self.skip("...")``)."""
+        self.reason = reason
+        return None
+
+    def builder(self, config: dict, finding: Finding | None) -> PatchBuilder:
+        self.reason = None
+        return PatchBuilder(self.id, config, finding)
+
+    def finish(self, b: PatchBuilder, reason_if_empty: str) -> Patch | None:
+        patch = b.result()
+        if patch is None:
+            return self.skip(reason_if_empty)
+        return patch
+
+    @classmethod
+    def summary(cls) -> str:
+        """The docstring's first line."""
+        import sys
+
+        doc = (sys.modules[cls.__module__].__doc__ or cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else cls.id

@@ -1,0 +1,120 @@
+"""The contract between the two tables and their files.
+
+Every ``DETECTORS`` entry has its file and class, ``class.name`` equals the key, the docstring has
+a summary line and the six sections in order (each heading underlined with dashes of its length),
+``Params`` is a dataclass whose fields all have defaults, and every fix it names exists.  Every
+``RECIPES`` entry has its file and class, ``id`` equals the key, the docstring has the four sections,
+and every detector it resolves exists.  No module in either folder is missing from its table
+(helper modules start with ``_``; ``base.py`` is the contract itself).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from trainfix.diagnostics import detectors as det_pkg
+from trainfix.diagnostics.detectors import DETECTORS
+from trainfix.diagnostics.detectors.base import DOC_SECTIONS, Detector
+from trainfix.diagnostics.finding import Severity
+from trainfix.diagnostics.roles_vocab import ALL_ROLES
+from trainfix.fixes import recipes as rec_pkg
+from trainfix.fixes.recipes import RECIPES
+
+RECIPE_SECTIONS = ("What it changes", "When to use", "Why", "Example diff")
+DET_DIR = Path(det_pkg.__file__).parent
+REC_DIR = Path(rec_pkg.__file__).parent
+NOT_ENTRIES = {"__init__.py", "base.py"}
+KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def sections(doc: str | None) -> list[str]:
+    """Headings of a numpy-style docstring: a line followed by dashes of the same length."""
+    lines = inspect.cleandoc(doc or "").splitlines()
+    out = []
+    for line, under in zip(lines, lines[1:]):
+        if line.strip() and re.fullmatch(r"-{3,}", under.strip()):
+            assert len(under.strip()) == len(line.strip()), f"underline of {line.strip()!r} has the wrong length"
+            out.append(line.strip())
+    return out
+
+
+def section_bodies(doc: str) -> dict[str, str]:
+    lines = inspect.cleandoc(doc).splitlines()
+    bodies: dict[str, list[str]] = {}
+    current = None
+    i = 0
+    while i < len(lines):
+        if i + 1 < len(lines) and lines[i].strip() and re.fullmatch(r"-{3,}", lines[i + 1].strip()):
+            current = lines[i].strip()
+            bodies[current] = []
+            i += 2
+            continue
+        if current:
+            bodies[current].append(lines[i])
+        i += 1
+    return {k: "\n".join(v).strip() for k, v in bodies.items()}
+
+
+def load_class(package: str, target: str, folder: Path):
+    module_name, cls_name = target.split(":")
+    assert (folder / f"{module_name}.py").is_file(), f"{folder / module_name}.py does not exist"
+    module = importlib.import_module(f"{package}.{module_name}")
+    assert hasattr(module, cls_name), f"{module.__name__} has no class {cls_name}"
+    return getattr(module, cls_name)
+
+
+@pytest.mark.parametrize("name", list(DETECTORS))
+def test_detector_entry(name):
+    cls = load_class("trainfix.diagnostics.detectors", DETECTORS[name], DET_DIR)
+    assert issubclass(cls, Detector)
+    assert cls.name == name, f"class {cls.__name__}.name is {cls.name!r}, table key {name!r}"
+    assert KEBAB.match(name)
+    assert isinstance(cls.severity, Severity)
+    for role in tuple(cls.requires) + tuple(cls.requires_any):
+        assert role in ALL_ROLES, f"{name} requires unknown role {role!r}"
+    doc = cls.__doc__ or ""
+    summary = inspect.cleandoc(doc).splitlines()[0].strip() if doc.strip() else ""
+    assert summary and summary not in DOC_SECTIONS, f"{name}: docstring must open with a one-line summary"
+    found = sections(doc)
+    assert found == list(DOC_SECTIONS), f"{name}: sections {found}, expected {list(DOC_SECTIONS)} in order"
+    empty = [s for s, body in section_bodies(doc).items() if not body]
+    assert not empty, f"{name}: empty sections {empty}"
+    assert dataclasses.is_dataclass(cls.Params), f"{name}: Params must be a dataclass"
+    no_default = [f.name for f in dataclasses.fields(cls.Params)
+                  if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    assert not no_default, f"{name}: Params fields without defaults: {no_default}"
+    cls.Params()
+    unknown = [fx for fx in cls.fixes if fx not in RECIPES]
+    assert not unknown, f"{name} names fixes that are not in RECIPES: {unknown}"
+
+
+@pytest.mark.parametrize("recipe_id", list(RECIPES))
+def test_recipe_entry(recipe_id):
+    cls = load_class("trainfix.fixes.recipes", RECIPES[recipe_id], REC_DIR)
+    assert cls.id == recipe_id, f"class {cls.__name__}.id is {cls.id!r}, table key {recipe_id!r}"
+    assert KEBAB.match(recipe_id)
+    found = sections(cls.__doc__)
+    assert found == list(RECIPE_SECTIONS), f"{recipe_id}: sections {found}, expected {list(RECIPE_SECTIONS)}"
+    unknown = [d for d in getattr(cls, "resolves", ()) if d not in DETECTORS]
+    assert not unknown, f"{recipe_id} resolves detectors that are not in DETECTORS: {unknown}"
+
+
+@pytest.mark.parametrize("folder, table", [(DET_DIR, DETECTORS), (REC_DIR, RECIPES)], ids=["detectors", "recipes"])
+def test_every_module_is_in_its_table(folder, table):
+    listed = {target.split(":")[0] + ".py" for target in table.values()}
+    files = {p.name for p in folder.glob("*.py") if p.name not in NOT_ENTRIES and not p.name.startswith("_")}
+    missing = sorted(files - listed)
+    assert not missing, f"modules in {folder.name}/ missing from the table (prefix helpers with _): {missing}"
+
+
+def test_sections_helper_rejects_a_misordered_docstring():
+    doc = "Summary.\n\nWhy it matters\n--------------\nx\n\nWhat it detects\n---------------\ny\n"
+    assert sections(doc) == ["Why it matters", "What it detects"]
+    with pytest.raises(AssertionError, match="wrong length"):
+        sections("Summary.\n\nEvidence\n---\nx\n")

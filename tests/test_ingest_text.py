@@ -1,0 +1,124 @@
+"""Plain stdout text: metric lines among everything else a training script prints."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from trainfix.diagnostics.ingest import read_run
+from trainfix.diagnostics.ingest.text import read_text
+
+KERAS = """Found 4575 images belonging to 62 classes.
+Epoch 1/3
+
+  1/285 [..............................] - ETA: 1:04 - loss: 4.0902 - acc: 0.0000e+00\r 13/285 [>....] - ETA: 5s - loss: 3.9622 - acc: 0.0577
+285/285 [==============================] - 6s 22ms/step - loss: 2.5736 - acc: 0.4192 - val_loss: 1.3943 - val_acc: 0.6647
+Epoch 2/3
+285/285 [==============================] - 3s 11ms/step - loss: 1.2441 - acc: 0.6813 - val_loss: 0.8853 - val_acc: 0.7663
+Epoch 3/3
+285/285 [==============================] - 3s 11ms/step - loss: 0.9124 - acc: 0.7556 - val_loss: 0.7434 - val_acc: 0.7829
+"""
+
+
+def test_keras_progress_lines(tmp_path):
+    (tmp_path / "stdout.txt").write_text(KERAS)
+    run = read_run(tmp_path)
+    assert sorted(run.tags) == ["acc", "loss", "val_acc", "val_loss"]
+    assert run.series("val_acc").steps.tolist() == [1, 2, 3]
+    assert run.series("val_acc").values.tolist() == [0.6647, 0.7663, 0.7829]
+    assert run.series("loss").values.tolist() == [2.5736, 1.2441, 0.9124]  # ETA lines are running averages
+    assert run.roles.tag("val_acc") == "val_acc"
+
+
+def test_epoch_lines_with_percentages(tmp_path):
+    (tmp_path / "train.log").write_text(
+        "Loading data...\n"
+        "Epoch 1/60: Train Loss: 0.91 | Val Acc: 45.50% | Val Acc (TB): 44.00%\n"
+        "Epoch 2/60: Train Loss: 0.41 | Val Acc: 85.91% | Val Acc (TB): 80.00%\n"
+        "Saved checkpoint to ckpt/epoch_2.pt\n"
+    )
+    run = read_run(tmp_path)
+    assert run.series("Val Acc").values.tolist() == pytest.approx([0.455, 0.8591])
+    assert run.series("Val Acc").steps.tolist() == [1, 2]
+    assert run.inputs["units"] == {"Val Acc": "%", "Val Acc (TB)": "%"}
+    assert run.roles.tag("val_acc") == "Val Acc"
+    assert run.roles.tag("train_loss") == "Train Loss"
+
+
+def test_key_value_pairs_and_non_metric_lines(tmp_path):
+    (tmp_path / "out.log").write_text(
+        "Namespace(lr=0.1, batch_size=64, momentum=0.9)\n"
+        "train.py:35: UserWarning: volatile was removed\n"
+        "timer: 0.3520 sec.\n"
+        "step=100 loss=0.5 lr=0.001 grad_norm=1.25\n"
+        "step=200 loss=0.25 lr=0.001 grad_norm=nan\n"
+        "iter 300 || Loss: 0.2000 || timer: 0.31 sec.\n"
+        "2023-05-15 22:50:17,398 INFO:Epoch 4: Train Loss=0.0717, Val Loss=0.0766\n"
+        "Epoch:  5 | Batch:   10/ 100 | LR: 2.97e-04 |Loss: 4.6069 | Time: 266.5s\n"
+    )
+    pts = read_text(tmp_path / "out.log", "out.log")
+    got = {}
+    for code, step, value in zip(pts.codes, pts.steps, pts.values):
+        got.setdefault(pts.tags[code], []).append((int(step), float(value)))
+    assert got["loss"] == [(100, 0.5), (200, 0.25)]
+    assert got["grad_norm"][0] == (100, 1.25) and got["grad_norm"][1][1] != got["grad_norm"][1][1]  # NaN kept
+    assert got["Loss"][0] == (300, 0.2)
+    assert got["Train Loss"] == [(300, 0.0717)]  # epoch line after step-level lines: last global step
+    # batch-level line: (epoch 5 - first epoch 4) * 100 batches per epoch + batch 10
+    assert got["LR"] == [(110, 2.97e-04)]
+    assert got["Loss"][1] == (110, 4.6069)
+    assert "timer" not in got and "momentum" not in got and "Time" not in got and "Batch" not in got
+
+
+def test_non_utf8_bytes_are_tolerated(tmp_path):
+    (tmp_path / "train.log").write_bytes(b"\xff\xfe garbage \x80\nEpoch 1: loss: 0.5 caf\xe9\nEpoch 2: loss: 0.25\n")
+    run = read_run(tmp_path)
+    assert run.series("loss").values.tolist() == [0.25]  # "0.5 caf\xe9" does not end at a separator
+    assert run.series("loss").steps.tolist() == [2]
+
+
+def test_text_without_metrics_is_reported(tmp_path):
+    (tmp_path / "notes.txt").write_text("nothing to see here\njust words: here\n")
+    (tmp_path / "log.txt").write_text("epoch 1 loss: 0.5\n")
+    run = read_run(tmp_path)
+    assert run.tags == ["loss"]
+    assert {"path": "notes.txt", "reason": "text: no metric values recognised in it"} in run.inputs["skipped"]
+
+
+def _write_big_log(path: Path, megabytes: int) -> int:
+    warning = ("/usr/lib/python3/site-packages/x/augmentations.py:238: VisibleDeprecationWarning: Creating an "
+               "ndarray from ragged nested sequences is deprecated\n  mode = random.choice(self.sample_options)\n")
+    lines = 0
+    with open(path, "w") as fh:
+        written = 0
+        step = 0
+        while written < megabytes << 20:
+            chunk = "".join(f"iter {step + i} || Loss: {1.0 / (step + i + 1):.4f} ||\n" + warning for i in range(1000))
+            fh.write(chunk)
+            written += len(chunk)
+            step += 1000
+            lines += 1000
+    return lines
+
+
+def test_large_log_streams_in_bounded_memory(tmp_path):
+    path = tmp_path / "train.log"
+    n = _write_big_log(path, 6)
+    tracemalloc.start()
+    table = read_text(path, "train.log")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(table) == n
+    # The points themselves take ~100 bytes each as Python lists; the file (6 MB) is never held.
+    assert peak < n * 150 + (2 << 20)
+
+
+@pytest.mark.slow
+def test_100_mb_log(tmp_path):
+    path = tmp_path / "train.log"
+    n = _write_big_log(path, 100)
+    run = read_run(tmp_path)
+    assert run.inputs["points"] == n
+    assert run.roles.tag("train_loss") == "Loss"
