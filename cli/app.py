@@ -70,5 +70,31 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Runs the app outside click's standalone mode so that command-line mistakes (a missing argument,
+    an unknown option) end like every other bad input: one ``error:`` line, a hint, exit code 2.
+    """
+    import sys
+
+    try:  # recent typer releases vendor click; older ones depend on it
+        from typer._click import exceptions as click_exceptions
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions as click_exceptions
+
+    try:
+        rv = app(standalone_mode=False)
+    except click_exceptions.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare command: its help, as click would
+            sys.stdout.write(exc.format_message() + "\n")
+            sys.exit(2)
+        cmd = exc.ctx.command_path if exc.ctx is not None else "trainfix"
+        sys.stderr.write(f"error: {exc.format_message()}\nhint: see '{cmd} --help'\n")
+        sys.exit(2)
+    except click_exceptions.ClickException as exc:
+        sys.stderr.write(f"error: {exc.format_message()}\n")
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
