@@ -69,6 +69,7 @@ def evaluate(corpus: list[synthetic.LabelledRun], early_fraction: float = 0.3) -
     false_pos: list[str] = []
     internal: list[str] = []
     healthy_hits: list[str] = []
+    healthy_early_hits: list[str] = []
     for item in corpus:
         names, errors = fired(item.run)
         early_names, early_errors = fired(item.run.truncated(early_fraction))
@@ -80,6 +81,7 @@ def evaluate(corpus: list[synthetic.LabelledRun], early_fraction: float = 0.3) -
                 healthy_hits.append(f"{item.name}: {sorted(names)}")
             if early_names:
                 healthy_early_flagged += 1
+                healthy_early_hits.append(f"{item.name} (first {early_fraction:.0%}): {sorted(early_names)}")
         for name in item.expected:
             d = det[name]
             hit = name in names
@@ -102,6 +104,7 @@ def evaluate(corpus: list[synthetic.LabelledRun], early_fraction: float = 0.3) -
         "misses": misses,
         "false_positives": false_pos,
         "healthy_hits": healthy_hits,
+        "healthy_early_hits": healthy_early_hits,
         "internal_errors": internal,
     }
 
@@ -205,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             print("  " + line)
     if args.verbose or not ok:
         for title, key in (("misses", "misses"), ("false positives", "false_positives"),
-                           ("healthy runs flagged", "healthy_hits")):
+                           ("healthy runs flagged", "healthy_hits"),
+                           ("healthy runs flagged on their first 30%", "healthy_early_hits")):
             if res[key]:
                 print(f"\n{title}:")
                 for line in res[key]:

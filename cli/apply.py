@@ -86,6 +86,14 @@ def apply_command(
     patches, already = plan_fixes(doc.tree, _dedupe(fixes), findings, doc.provenance)
     for fix_id in already:
         con.print(f"[dim]{fix_id}: already applied to this config (its provenance lists it); nothing to change[/]")
+    if relaunch:  # refuse before anything is written
+        if not doc.is_trainfix:
+            raise UsageError("--relaunch trains trainfix configs; this is a foreign config",
+                             "use --relaunch-cmd 'python train.py --config {config}'")
+        cold = [p.recipe_id for p in patches if not _recipe(p.recipe_id).warm_start]
+        if resume_from is not None and cold:
+            raise FixError(f"--resume-from is not safe with {', '.join(cold)}: the fix changes what the checkpoint holds",
+                           "relaunch without --resume-from (a fresh run)")
     out_path = default_output(config_path, output)
     result = patch_document(doc, patches, str(out_path))
     for patch, applied in result.applied:
@@ -101,13 +109,6 @@ def apply_command(
     _write(doc, result, out_path)
     con.print(f"wrote [bold]{escape(str(out_path))}[/] (the input is unchanged)")
     if relaunch:
-        if not doc.is_trainfix:
-            raise UsageError("--relaunch trains trainfix configs; this is a foreign config",
-                             "use --relaunch-cmd 'python train.py --config {config}'")
-        warm = [p.recipe_id for p in patches if not _recipe(p.recipe_id).warm_start]
-        if resume_from is not None and warm:
-            raise FixError(f"--resume-from is not safe with {', '.join(warm)}: the fix changes what the checkpoint holds",
-                           "relaunch without --resume-from (a fresh run)")
         relaunch_trainfix(out_path, run_dir if target.is_dir() else None, resume_from)
     elif relaunch_cmd:
         run_user_command(relaunch_cmd, out_path)

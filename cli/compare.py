@@ -4,7 +4,8 @@ key metrics of both runs side by side.
 Both runs are read and diagnosed the same way as ``trainfix diagnose`` does.  A finding is matched
 across runs by detector and its first tag.  The metrics (:func:`run_metrics`) are the ones the seed
 stories are judged by: final and best validation metric (direction-aware), validation std and the
-largest epoch-to-epoch swing over the second half of the run, per-step loss max/min ratio, each
+largest epoch-to-epoch swing over the second half of the run, the per-step loss max/min ratio
+within an epoch (median over epochs), each
 loss term's change from the first to the last tenth of the run, the spread of per-class accuracy,
 and the spread of learned uncertainty weights.  ``--format json`` prints one JSON document.
 """
@@ -111,6 +112,30 @@ def _tail(values: np.ndarray, frac: float) -> np.ndarray:
     return values[-n:]
 
 
+def batch_loss_ratio(run) -> float | None:
+    """Median over epochs of the max/min ratio of the per-step losses logged within the epoch.
+
+    Within an epoch, so that a loss falling from 2 to 0.1 over a healthy run is not mistaken for
+    erratic batches; None when the loss crosses zero (a ratio means nothing then) or is too short.
+    """
+    from trainfix.diagnostics import roles_vocab as R
+
+    step = run.role(R.TRAIN_LOSS_STEP)
+    if step is None:
+        return None
+    s = step.finite()
+    if len(s) < 4 or not np.all(s.values > 0):
+        return None
+    epoch = run.series("epoch")
+    if epoch is not None and len(epoch) >= 2:
+        ep = np.interp(s.steps, epoch.steps, epoch.values, left=epoch.values[0], right=epoch.values[-1])
+        groups = [s.values[np.floor(ep + 1e-9) == e] for e in np.unique(np.floor(ep + 1e-9))]
+    else:
+        groups = [s.values[i:i + 20] for i in range(0, len(s), 20)]
+    ratios = [float(np.max(g) / np.min(g)) for g in groups if len(g) >= 3]
+    return float(np.median(ratios)) if ratios else None
+
+
 def run_metrics(run) -> dict[str, float]:
     """The key metrics of one run (see module docstring); missing data leaves a metric out."""
     from trainfix.diagnostics import roles_vocab as R
@@ -136,12 +161,9 @@ def run_metrics(run) -> dict[str, float]:
     vl = run.role(R.VAL_LOSS)
     if vl is not None and len(vl.finite()):
         m["final val loss"] = float(vl.finite().values[-1])
-    step = run.role(R.TRAIN_LOSS_STEP)
-    if step is not None:
-        sv = step.finite().values
-        sv = sv[sv > 0]
-        if len(sv) >= 4:
-            m["step loss max/min"] = float(np.max(sv) / np.min(sv))
+    ratio = batch_loss_ratio(run)
+    if ratio is not None:
+        m["step loss max/min"] = ratio
     for key, s in sorted(run.group(R.LOSS_TERMS).items()):
         v = s.finite().values
         if len(v) >= 4:

@@ -85,7 +85,8 @@ def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, 
                    exit_zero: bool = False, junit: Path | None = None, step_summary: bool = False) -> int:
     """Validate options, diagnose ``paths``, write the report, return the exit code (0 or 1).
 
-    ``step_summary``: also append the Markdown report to ``$GITHUB_STEP_SUMMARY`` when it is set.
+    ``step_summary`` (github format in ``check``): also append the Markdown report to
+    ``$GITHUB_STEP_SUMMARY`` when it is set, and print the one-line summary on stderr.
     """
     from trainfix.diagnostics import engine
 
@@ -107,6 +108,10 @@ def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, 
     if step_summary and summary_file:
         with open(summary_file, "a", encoding="utf-8") as fh:  # GitHub's contract: append
             fh.write(render(report, "md", show_skipped=show_skipped) + "\n")
+    if step_summary and output is None:  # annotations alone say nothing when there are none
+        from trainfix.diagnostics.render_text import summary_text
+
+        common.err().print(f"trainfix: {summary_text(report)} (fail on {fail_on})", markup=False)
     return 0 if exit_zero else exit_code(report, Severity(fail_on))
 
 

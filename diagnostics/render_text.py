@@ -276,9 +276,23 @@ def _md_cell(text: str) -> str:
     return html.escape(str(text), quote=False).replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
 
-def to_markdown(report: Report, *, show_skipped: bool = False) -> str:
+MD_LIMIT = 60_000  # GitHub rejects comments over 65,536 characters
+
+
+def to_markdown(report: Report, *, show_skipped: bool = False, limit: int = MD_LIMIT) -> str:
     """A Markdown report for a pull-request comment: a summary heading, one table per run,
-    evidence in a collapsible block."""
+    evidence in a collapsible block.  Kept under ``limit`` characters (GitHub's comment limit):
+    the evidence blocks go first, then the tail is cut with a note."""
+    text = _markdown(report, show_skipped=show_skipped, evidence=True)
+    if len(text) > limit:
+        text = _markdown(report, show_skipped=show_skipped, evidence=False)
+    if len(text) > limit:
+        note = f"\n\n_(report cut at {limit} characters; the full report: --format json)_\n"
+        text = text[: limit - len(note)].rsplit("\n", 1)[0] + note
+    return text
+
+
+def _markdown(report: Report, *, show_skipped: bool, evidence: bool) -> str:
     lines = [f"## trainfix: {summary_text(report)}", ""]
     for rr in report.runs:
         lines.append(f"### `{rr.path}`")
@@ -301,15 +315,16 @@ def to_markdown(report: Report, *, show_skipped: bool = False) -> str:
                 fixes = ", ".join(f"`{x}`" for x in f.fixes)
                 lines.append(f"| {SYMBOL[sev]} {sev.value} | `{f.detector}` | {msg} | {metric} | {fixes} |")
             lines.append("")
-            lines.append("<details><summary>evidence</summary>")
-            lines.append("")
-            for f in findings:
-                ev = evidence_text(f, limit=20)
-                if ev:
-                    lines.append(f"- **{f.detector}**: {_md_cell(ev)}")
-            lines.append("")
-            lines.append("</details>")
-            lines.append("")
+            if evidence:
+                lines.append("<details><summary>evidence</summary>")
+                lines.append("")
+                for f in findings:
+                    ev = evidence_text(f, limit=20)
+                    if ev:
+                        lines.append(f"- **{f.detector}**: {_md_cell(ev)}")
+                lines.append("")
+                lines.append("</details>")
+                lines.append("")
         if rr.skipped:
             if show_skipped:
                 lines.append(f"Skipped ({len(rr.skipped)}):")

@@ -58,12 +58,14 @@ SINGLE_PATTERNS: dict[str, list[str]] = {
         rf"^epoch_{_V}_(?:acc|accuracy)$",
         rf"^(?:metrics?/)?{_V}[/_](?:\w+_)?(?:acc|accuracy)(?:_\w+)?{_SFX}$",
         rf"^test[/_.]?(?:\w+_)?(?:acc|accuracy|acc1|top1){_SFX}$",
+        r"^(?:验证|驗證)(?:准确率|精度|准确度)$",
     ],
     rv.VAL_LOSS: [
         rf"^{_V}[/_.]?(?:epoch_)?loss{_SFX}$",
         rf"^(?:epoch_)?loss[/_.]{_V}{_SFX}$",
         rf"^{_V}[/_.]?total_loss{_SFX}$",
         rf"^test[/_.]?loss{_SFX}$",
+        r"^(?:验证|驗證)损失$",
     ],
     rv.TRAIN_LOSS: [
         rf"^{_T}[/_.]?(?:epoch_)?loss{_SFX}$",
@@ -74,6 +76,7 @@ SINGLE_PATTERNS: dict[str, list[str]] = {
         r"^(?:epoch_)?loss$",
         r"^loss_epoch$",
         rf"^{_T}[/_.]\w*_loss$",
+        r"^训练损失$",
     ],
     rv.TRAIN_LOSS_STEP: [
         rf"^{_T}[/_.]?loss_step$",

@@ -107,3 +107,23 @@ def load_settings(start: str | Path) -> Settings:
         if (folder / ".git").exists():
             break
     return Settings()
+
+
+def load_settings_file(path: str | Path) -> Settings:
+    """Settings from exactly ``path`` (``--config``): its ``[tool.trainfix]`` table, or, for a
+    ``trainfix.toml``, its top level.  A pyproject.toml without the table is a UsageError."""
+    path = Path(path)
+    if not path.is_file():
+        from trainfix.errors import InputError
+
+        raise InputError(f"settings file not found: {path}", "pass a pyproject.toml or trainfix.toml")
+    raw = _table(path)
+    if raw is None:
+        try:
+            data = tomllib.loads(path.read_bytes().decode("utf-8", "replace"))
+        except tomllib.TOMLDecodeError as exc:  # pragma: no cover - _table raised already
+            raise UsageError(f"{path}: not valid TOML: {exc}", "fix the file") from None
+        if path.name == "pyproject.toml":
+            raise UsageError(f"{path} has no [tool.trainfix] table", "add one, or pass the file that has it")
+        raw = data
+    return _parse(raw, path)

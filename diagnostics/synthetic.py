@@ -491,6 +491,95 @@ def _h_mil_soft(rng):
     return curves, cfg
 
 
+def _h_early_rough(rng):
+    """Detection-style metrics: single-epoch dips of ~20 points while the metric still climbs in
+    the first 15% of training, then stable (seen in real YOLO logs)."""
+    s = random_shape(rng, epochs=int(rng.integers(60, 151)), steps_per_epoch=50, log_every=10)
+    curves = base_curves(s, rng)
+    ep, acc = curves["val/acc"]
+    acc = acc.copy()
+    n = ep.size
+    for i in rng.choice(np.arange(3, max(4, int(0.15 * n))), size=2, replace=False):
+        acc[i] = max(0.0, acc[i] - rng.uniform(0.15, 0.22))
+    curves["val/acc"] = (ep, acc)
+    curves["val/map"] = (ep, np.clip(acc * 0.9 + rng.normal(0, 0.01, n), 0, 1))
+    return curves, base_config(s)
+
+
+def _h_val_spike(rng):
+    """One evaluation with a wild validation loss (a bad batch-norm estimate early on)."""
+    s = random_shape(rng, epochs=int(rng.integers(15, 40)))
+    curves = base_curves(s, rng)
+    ep, vl = curves["val/loss"]
+    vl = vl.copy()
+    i = int(rng.integers(1, 4))
+    vl[i] *= rng.uniform(3, 6)
+    curves["val/loss"] = (ep, vl)
+    e2, acc = curves["val/acc"]
+    acc = acc.copy()
+    acc[i] = max(0.0, acc[i] - 0.1)
+    curves["val/acc"] = (e2, acc)
+    return curves, base_config(s)
+
+
+def _h_fast_then_bump(rng):
+    """Loss falls within the first few evaluations, rises a little mid-run, settles lower again."""
+    s = random_shape(rng, rate=_u(rng, 25, 40), loss_inf=_u(rng, 0.1, 0.2), schedule="constant")
+    curves = base_curves(s, rng)
+    for tag in ("train/loss", "train/loss_step"):
+        st, v = curves[tag]
+        f = st / Timeline(s).total
+        curves[tag] = (st, v * (1 + 0.6 * np.exp(-((f - 0.45) / 0.15) ** 2)))
+    return curves, base_config(s, **{"optimizer.lr": 1e-4})
+
+
+def _h_noisy_lm_finetune(rng):
+    """A language-model fine-tune near its optimum: per-step loss ~2.1 +- 5%, no metric, lr decays
+    to zero."""
+    s = random_shape(rng, loss0=_u(rng, 2.2, 2.3), loss_inf=_u(rng, 2.0, 2.1), rate=_u(rng, 20, 40),
+                     schedule="cosine", lr=2e-4, step_noise=0.05)
+    curves = base_curves(s, rng, per_epoch_loss=False, epoch_tag=False, train_acc=False)
+    for tag in ("val/loss", "val/acc"):
+        curves.pop(tag)
+    return curves, base_config(s)
+
+
+def _h_flat_loss_rising_acc(rng):
+    """Distillation / label-smoothed fine-tune: the loss is dominated by a constant part and barely
+    moves while top-1 accuracy keeps rising."""
+    s = random_shape(rng, loss0=4.8, loss_inf=4.76, rate=2.0, acc_max=0.7, chance=0.5,
+                     acc_rate=3.0, acc_percent=True, epochs=int(rng.integers(12, 30)))
+    curves = base_curves(s, rng)
+    ep, acc = curves["val/acc"]
+    curves["val/acc"] = (ep, 66.0 + (acc - acc[0]) * 0.3)
+    return curves, base_config(s)
+
+
+def _h_loss_spikes(rng):
+    """Occasional isolated per-step loss spikes (a hard batch), training continues normally."""
+    s = random_shape(rng)
+    curves = base_curves(s, rng)
+    st, v = curves["train/loss_step"]
+    v = v.copy()
+    idx = rng.choice(np.arange(st.size), size=max(2, st.size // 100), replace=False)
+    v[idx] *= rng.uniform(3, 8, idx.size)
+    curves["train/loss_step"] = (st, v)
+    return curves, base_config(s)
+
+
+def _h_tiny_val_set(rng):
+    """Validation on ~60 samples: accuracy moves in steps of 1/60 with a binomial spread of ~5
+    points."""
+    s = random_shape(rng, acc_max=_u(rng, 0.75, 0.85), epochs=int(rng.integers(30, 60)))
+    curves = base_curves(s, rng)
+    ep, _ = curves["val/acc"]
+    p = np.clip(acc_curve(s, ep / Timeline(s).total), 0, 1)
+    curves["val/acc"] = (ep, rng.binomial(60, p) / 60.0)
+    e2, vl = curves["val/loss"]
+    curves["val/loss"] = (e2, vl * (1 + rng.normal(0, 0.06, e2.size)))
+    return curves, base_config(s)
+
+
 HEALTHY: dict[str, Callable[[np.random.Generator], tuple[Curves, dict]]] = {
     "fast": _h_fast,
     "slow": _h_slow,
@@ -510,6 +599,13 @@ HEALTHY: dict[str, Callable[[np.random.Generator], tuple[Curves, dict]]] = {
     "two-stage-sparse": _h_two_stage_sparse,
     "classes-balanced": _h_class_balanced,
     "mil-soft": _h_mil_soft,
+    "early-rough-metrics": _h_early_rough,
+    "val-loss-spike": _h_val_spike,
+    "fast-then-bump": _h_fast_then_bump,
+    "noisy-lm-finetune": _h_noisy_lm_finetune,
+    "flat-loss-rising-acc": _h_flat_loss_rising_acc,
+    "loss-spikes": _h_loss_spikes,
+    "tiny-val-set": _h_tiny_val_set,
 }
 
 
@@ -626,7 +722,8 @@ def _p_nonfinite(rng, strength):
 
 
 def _p_divergence(rng, strength):
-    s = random_shape(rng, schedule=str(rng.choice(["constant", "cosine"])))
+    s = random_shape(rng, schedule=str(rng.choice(["constant", "cosine"])),
+                     lr=0.5 if strength == "from-start" else 0.02)
     curves = base_curves(s, rng)
     total = Timeline(s).total
     if strength == "from-start":
@@ -640,7 +737,7 @@ def _p_divergence(rng, strength):
             curves[tag] = (st, base * (1 + (growth - 1) * f) * noise)
         ep, acc = curves["val/acc"]
         curves["val/acc"] = (ep, np.clip(s.chance + rng.normal(0, 0.01, ep.size), 0, 1))
-        return curves, base_config(s, **{"optimizer.lr": 0.5})
+        return curves, base_config(s)
     factor = {"mild": 3.0, "strong": 10.0, "explode": 100.0}[strength]
     at = rng.uniform(0.4, 0.6)
     for tag in ("train/loss_step", "train/loss", "val/loss"):
@@ -651,7 +748,7 @@ def _p_divergence(rng, strength):
     ep, acc = curves["val/acc"]
     t = np.clip((ep / total - at) / (1 - at), 0, 1)
     curves["val/acc"] = (ep, np.clip(acc - (acc - s.chance) * t ** 1.5 * min(1.0, factor / 10), 0, 1))
-    return curves, base_config(s, **{"optimizer.lr": 0.02})
+    return curves, base_config(s)
 
 
 def _p_plateau(rng, strength):
@@ -877,7 +974,7 @@ class LabelledRun:
 
 def corpus(seeds: tuple[int, ...] = (0, 1, 2), healthy_seeds: tuple[int, ...] = (0, 1, 2, 3)) -> list[LabelledRun]:
     """Every pathology at every strength for each seed, and every healthy kind for each healthy seed
-    (18 kinds x 4 seeds = 72 healthy runs by default)."""
+    (25 kinds x 4 seeds = 100 healthy runs by default)."""
     out: list[LabelledRun] = []
     for kind in HEALTHY:
         for seed in healthy_seeds:

@@ -160,10 +160,34 @@ def apply_patch(tree: Any, patch: Patch, *, trainfix: bool, provenance: list[dic
             unchanged.append(edit)
             continue
         set_path(new, edit.path, copy.deepcopy(edit.new))
+        if current is not MISSING:
+            _note_old_value_in_comment(new, edit.path, current)
         changed.append(edit if same_value(edit.old, current) else Edit(edit.path, current, edit.new, edit.reason))
     if trainfix and changed:
         validate_trainfix(new, patch.recipe_id)
     return ApplyResult(new, changed, unchanged)
+
+
+def _note_old_value_in_comment(tree: Any, path: tuple[str, ...], old: Any) -> None:
+    """A changed YAML key's end-of-line comment described its old value: prefix it with
+    ``was <old>:`` so the comment stays true (``lr: 0.0003  # was 0.001: tuned on batch 512``)."""
+    parent = get_path(tree, path[:-1]) if len(path) > 1 else tree
+    ca = getattr(parent, "ca", None)
+    items = getattr(ca, "items", None)
+    if not isinstance(items, dict):
+        return
+    key = _real_key(parent, path[-1])
+    entry = items.get(key)
+    if not entry or len(entry) < 3 or entry[2] is None or not hasattr(entry[2], "value"):
+        return
+    token = copy.copy(entry[2])
+    text = str(token.value)
+    if not text.lstrip().startswith("#"):
+        return
+    body = text.lstrip()[1:].strip()
+    was = _yaml_text(old)
+    token.value = f"# was {was}: {body}\n" if body else f"# was {was}\n"
+    items[key] = list(entry[:2]) + [token] + list(entry[3:])
 
 
 def validate_trainfix(tree: Any, recipe_id: str) -> None:
@@ -196,6 +220,20 @@ def unified_diff(old_text: str, new_text: str, old_name: str, new_name: str) -> 
     for line in lines:
         out.append(line if line.endswith("\n") else line + "\n")
     return "".join(out)
+
+
+def _yaml_text(value: Any) -> str:
+    """A value as it reads in YAML (``null``, ``true``, ``0.001``, ``[-1, 1]``), kept short."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_text(v) for v in value) + "]"
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _short(value: Any) -> str:

@@ -185,3 +185,70 @@ def test_checkpoint_input_routes_to_the_artifact_repair(tmp_path):
     assert sorted(state) == ["bias", "weight"]
     res = run("apply", ckpt, "--fix", "lower-lr")
     assert res.exit_code == 2 and "checkpoint-keys" in res.stderr
+
+
+def _oscillating_run(path, config_text):
+    """A run dir whose validation accuracy swings (sparse training from epoch 0 in its config)."""
+    path.mkdir()
+    lines, step = [], 0
+    swings = [0.86, 0.07, 0.64, 0.2, 0.81, 0.12, 0.7, 0.3, 0.85, 0.1]
+    for epoch in range(30):
+        for _ in range(10):
+            step += 1
+            lines.append({"step": step, "epoch": epoch, "train/loss_step": 1.0 + 0.1 * (step % 3)})
+        lines.append({"step": step, "epoch": epoch, "train/loss": 1.0, "val/acc": swings[epoch % 10],
+                      "val/loss": 1.5 - swings[epoch % 10], "sparsity/active_fraction": 0.1})
+    (path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (path / "config.yaml").write_text(config_text)
+    return path
+
+
+SPARSE_RUN_CONFIG = """\
+run: {name: sparse, seed: 0, device: cpu}
+data: {name: digits, image_size: 16}
+model: {name: cnn}
+optimizer: {name: adam, lr: 0.003}
+training: {epochs: 30, batch_size: 64}
+sparse: {enabled: true, active_fraction: 0.1, start_epoch: 0}
+"""
+
+
+def test_without_fix_the_diagnosis_recommends_and_lists_before_writing(tmp_path):
+    rd = _oscillating_run(tmp_path / "run", SPARSE_RUN_CONFIG)
+    res = run("apply", rd)
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "recommended fixes" in out and "accuracy-oscillation -> two-stage-sparse" in out
+    assert out.index("recommended fixes") < out.index("wrote")
+    fixed = yaml.safe_load((rd / "config.fixed.yaml").read_text())
+    assert [s["name"] for s in fixed["stages"]] == ["dense", "sparse"]
+    assert fixed["applied_fixes"][0]["finding"] in ("accuracy-oscillation", "sparse-from-start")
+
+
+@pytest.mark.slow
+def test_relaunch_trains_the_patched_config_and_can_warm_start(tmp_path):
+    from trainfix.trainers import train
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("run: {name: tiny, seed: 0, device: cpu}\n"
+                   "data: {name: digits, image_size: 8}\n"
+                   "model: {name: mlp}\n"
+                   "optimizer: {name: adam, lr: 0.01}\n"
+                   "training: {epochs: 2, batch_size: 128}\n"
+                   "sparse: {enabled: true, active_fraction: 0.5}\n"
+                   "logging: {every_n_steps: 5}\n")
+    first = tmp_path / "first"
+    train(str(cfg), out_dir=first)
+    res = run("apply", first, "-f", "lower-lr", "--relaunch")
+    assert res.exit_code == 0, res.output
+    new = tmp_path / "first-fixed"
+    assert (new / "metrics.jsonl").exists()
+    assert yaml.safe_load((new / "config.yaml").read_text())["optimizer"]["lr"] == pytest.approx(0.003)
+    res = run("apply", first, "-f", "grad-clip", "--relaunch", "--resume-from", first / "checkpoints" / "last.pt",
+              "-o", tmp_path / "warm.yaml")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "first-fixed-2" / "metrics.jsonl").exists()
+    res = run("apply", first, "-f", "two-stage-sparse", "--relaunch", "--resume-from", first / "checkpoints" / "last.pt",
+              "-o", tmp_path / "stages.yaml")
+    assert res.exit_code == 2 and "not safe with two-stage-sparse" in res.stderr  # no warm start for it
+    assert not (tmp_path / "stages.yaml").exists() and not (tmp_path / "first-fixed-3").exists()

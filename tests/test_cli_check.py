@@ -47,6 +47,7 @@ def test_github_format_is_the_default_under_github_actions(runs, monkeypatch, tm
     lines = r.stdout.splitlines()
     assert [line.split(" ", 1)[0] for line in lines] == ["::error", "::warning"]
     assert "title=trainfix loss-nan::" in lines[0]
+    assert r.stderr.strip() == "trainfix: 1 error, 1 warning, 0 info in 2 runs (fail on warning)"
     text = summary.read_text()
     assert text.startswith("earlier step\n## trainfix: 1 error, 1 warning")  # appended, not replaced
 

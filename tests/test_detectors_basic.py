@@ -405,3 +405,40 @@ def test_nan_values_do_not_break_detectors():
         for o in out:
             if isinstance(o, Finding):
                 assert all(not (isinstance(v, float) and math.isnan(v)) for v in [o.confidence])
+
+
+# --- the generators themselves ----------------------------------------------------------------------
+def test_synthetic_runs_are_deterministic_and_canonical():
+    a = synthetic.pathology("mil-hard-selection", "seed", 3)
+    b = synthetic.pathology("mil-hard-selection", "seed", 3)
+    c = synthetic.pathology("mil-hard-selection", "seed", 4)
+    assert a.scalars.equals(b.scalars) and not a.scalars.equals(c.scalars)
+    assert list(a.scalars.columns) == ["tag", "step", "value", "wall_time", "source"]
+    assert {"train/loss_step", "train/loss", "val/loss", "val/acc", "lr", "epoch"} <= set(a.tags)
+    assert a.roles.tag("train_loss_step") == "train/loss_step"
+    assert a.roles.direction("val_metric") == "max"
+    assert a.config["model"]["selection"] == "hard"
+
+
+def test_synthetic_corpus_labels():
+    items = synthetic.corpus(seeds=(0,), healthy_seeds=(0, 1))
+    healthy = [i for i in items if i.label == "healthy"]
+    assert len(healthy) == 2 * len(synthetic.HEALTHY)
+    assert all(not i.expected for i in healthy)
+    sick = [i for i in items if i.label != "healthy"]
+    assert {i.label for i in sick} == set(synthetic.PATHOLOGIES)
+    assert all(i.expected for i in sick)
+    with pytest.raises(ValueError):
+        synthetic.pathology("overfitting", "enormous")
+
+
+def test_synthetic_seed_numbers_are_in_the_seed_strength_runs():
+    lr = synthetic.pathology("lr-miscaled", "seed", 0)
+    assert lr.series("lr").values.max() == pytest.approx(5e-4 * 16 / 512)
+    assert lr.config["optimizer"]["lr_scaling"] == "linear" and lr.config["training"]["batch_size"] == 16
+    uw = synthetic.pathology("uncertainty-weights-similar", "seed", 0)
+    w = uw.series("uw/weight/cls").values
+    assert abs(np.median(w) - 0.08) <= 0.004
+    col = synthetic.pathology("accuracy-collapse", "seed", 0)
+    acc = col.series("val/acc").values
+    assert 0.14 <= acc.max() <= 0.18 and acc[-3:].mean() < 0.02

@@ -727,3 +727,47 @@ def test_class_disparity_ignores_per_task_accuracies_of_a_multitask_run():
     series = {t: (run.series(t).steps, run.series(t).values) for t in run.tags}
     findings, skips = check("class-disparity", make_run({**series, **extra}))
     assert not findings and skips
+
+
+def test_class_disparity_quiet_while_lagging_classes_still_climb():
+    """Early in training classes are learned one after another: a gap that is still closing is
+    not a disparity yet."""
+    rng = np.random.default_rng(64)
+    steps = epochs(8)
+    series = {}
+    for c in range(10):
+        delay = c * 1.5 * STEPS_PER_EPOCH
+        acc = 0.95 / (1 + np.exp(-(steps - delay) / (1.2 * STEPS_PER_EPOCH))) + rng.normal(0, 0.02, steps.size)
+        series[f"val/acc/{c}"] = (steps, np.clip(acc, 0, 1))
+    quiet("class-disparity", make_run(series))
+
+
+def test_class_disparity_skips_with_few_evaluations():
+    run = class_run(np.random.default_rng(65), {"a": 0.2, "b": 0.9}, n_epochs=3)
+    findings, skips = check("class-disparity", run)
+    assert not findings and "only 3 points" in skips[0].reason
+
+
+def test_sparsity_term_switched_on_later_is_judged_from_then():
+    """A consistency memory is empty in the first epoch (term exactly 0), then the term is active."""
+    rng = np.random.default_rng(15)
+    steps = np.arange(5, 401, 5, dtype=float)
+    cls = healthy_loss(rng, steps, 2.3, 0.3, noise=0.03)
+    on = steps > 100
+    healthy_term = np.where(on, 0.1 * (0.4 + rng.normal(0, 0.05, steps.size)), 0.0)
+    run = make_run({"train/loss_step": (steps, cls + healthy_term), "loss/cls": (steps, cls),
+                    "loss/consistency": (steps, healthy_term)}, {"loss": {"consistency_weight": 0.1}})
+    quiet("sparsity-gradient-vanishing", run)
+    tiny = np.where(on, 1e-5 * (0.4 + rng.normal(0, 0.01, steps.size)), 0.0)
+    run = make_run({"train/loss_step": (steps, cls + tiny), "loss/cls": (steps, cls), "loss/consistency": (steps, tiny)},
+                   {"loss": {"consistency_weight": 1e-4}})
+    f = fires("sparsity-gradient-vanishing", run)
+    assert f.steps[0] > 100 and f.fixes == [] and "raise consistency_weight" in f.message
+
+
+def test_gradcam_quiet_on_one_hot_selection_statistics():
+    """Hard MIL selection logs a selection max of exactly 1 and an entropy of 0 by construction."""
+    steps = epochs(20)
+    run = make_run({"attn/selection_max": (steps, np.ones(steps.size)), "attn/max": (steps, np.ones(steps.size)),
+                    "attn/entropy": (steps, np.zeros(steps.size))})
+    quiet("gradcam-blank", run)

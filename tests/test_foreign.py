@@ -70,7 +70,7 @@ def test_yaml_edit_keeps_comments_order_and_indent(tmp_path):
     text = result.text
     assert text.splitlines()[0] == "# my attention model (seed 000 style)"
     assert "    learning_rate: 5e-4     # from the paper" in text  # untouched line, untouched text
-    assert "lambda_sparsity: 0.1" in text and "# tiny" in text
+    assert "lambda_sparsity: 0.1    # was 0.001: tiny" in text
     assert "sparsity_divisor: 1\n" in text  # an int stays an int
     keys = [ln.split(":")[0].strip() for ln in text.splitlines() if ln and not ln.startswith("#")]
     assert keys.index("lambda_sparsity") < keys.index("lambda_consistency") < keys.index("sparsity_divisor")

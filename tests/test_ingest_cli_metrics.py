@@ -60,6 +60,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path):
     res = runner.invoke(app, ["metrics", str(tmp_path / "empty"), "--format", "json"])
     assert res.exit_code == 2
     assert json.loads(res.stdout)["error"]["code"] == "input"
+    (tmp_path / "r").mkdir()
     d = _run_dir(tmp_path / "r")
     for bad in (["--metric", "val_acc"], ["--metric", "nope=train/loss"], ["--metric", "val_acc=Val Ac"],
                 ["--format", "xml"]):

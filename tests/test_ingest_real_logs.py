@@ -47,7 +47,7 @@ EXPECTED = [
     ("txt-26", "text", 1000, {"train_loss": "Train Loss", "val_loss": "Val Loss"}),
     ("txt-27", "text", 26, {"train_loss": "loss", "val_acc": "val_acc"}),
     ("txt-28", "text", 200, {"train_loss": "Loss"}),
-    ("txt-29", "text", 3836, {"train_loss": "Loss", "lr": "LR"}),
+    ("txt-29", "text", 3836, {"train_loss": "Loss", "val_loss": "验证损失", "lr": "LR"}),
 ]
 
 

@@ -60,6 +60,21 @@ def test_summarywriter_scalars_identical_to_event_accumulator(tmp_path, write_tb
     assert np.all(res.wall_times > 1e9)  # real wall-clock times
 
 
+def test_interleaved_tags_of_different_lengths_match_event_accumulator(tmp_path, write_tb):
+    # One record per tag per step: a cycle of 7 different record lengths, whose step varint grows
+    # from 1 to 3 bytes along the way (steps cross 128 and 16384).
+    names = ["lr", "val/acc", "train/loss", "grad_norm", "mem/allocated_mb", "loss/sparsity/raw", "attn/entropy"]
+    series = {n: [(s, float(i) + s / 1000.0) for s in range(0, 40000, 13)] for i, n in enumerate(names)}
+    f = write_tb(tmp_path / "run", series)
+    res = read_events(f, block_bytes=1 << 16)
+    ref = _event_accumulator(tmp_path / "run")
+    ours = _by_tag(res)
+    assert sorted(ours) == sorted(ref)
+    for tag in ref:
+        assert [s for s, _ in ours[tag]] == [s for s, _ in ref[tag]]
+        assert np.array_equal(np.float32([v for _, v in ours[tag]]), np.float32([v for _, v in ref[tag]]))
+
+
 def test_block_edges_give_the_same_result(tmp_path, write_tb):
     series = {f"t{i}": [(s, s * 0.5 + i) for s in range(300)] for i in range(3)}
     f = write_tb(tmp_path / "run", series)
@@ -70,6 +85,20 @@ def test_block_edges_give_the_same_result(tmp_path, write_tb):
         np.testing.assert_array_equal(part.steps, whole.steps)
         np.testing.assert_array_equal(part.values, whole.values)
         np.testing.assert_array_equal(part.codes, whole.codes)
+
+
+def test_record_larger_than_a_block(tmp_path, write_events):
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+
+    def scalar(step, v):
+        return event_pb2.Event(wall_time=1.0, step=step, summary=summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag="loss", simple_value=v)]))
+
+    big = event_pb2.Event(wall_time=1.0, step=1, graph_def=b"\x00" * 50_000)
+    f = write_events(tmp_path / "events.out.tfevents.1.h", [scalar(0, 1.0), big, scalar(1, 0.5)])
+    res = read_events(f, block_bytes=4096)
+    assert res.steps.tolist() == [0, 1] and res.values.tolist() == [1.0, 0.5]
+    assert res.corrupt_records == 0 and not res.truncated
 
 
 def test_non_scalar_summaries_are_skipped(tmp_path):
@@ -125,6 +154,35 @@ def test_tf2_tensor_scalars(tmp_path, write_events):
     assert run.series("count").values.tolist() == [-7.0]
     assert run.series("big").values.tolist() == [2.0**40]
     assert run.series("half").values.tolist() == [1.5]
+
+
+def test_tensorboardx_and_tf1_shaped_events(tmp_path, write_events):
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+
+    meta = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"), display_name="Loss")
+    events = [
+        # tensorboardX with a display name: simple_value plus metadata
+        event_pb2.Event(wall_time=10.0, step=0, summary=summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag="loss", simple_value=2.0, metadata=meta)])),
+        event_pb2.Event(wall_time=11.0, step=1, summary=summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag="loss", simple_value=1.0)])),
+        # TF1: several values in one summary, and the legacy node_name field
+        event_pb2.Event(wall_time=12.0, step=2, summary=summary_pb2.Summary(value=[
+            summary_pb2.Summary.Value(tag="loss", simple_value=0.5),
+            summary_pb2.Summary.Value(tag="accuracy", simple_value=0.25),
+            summary_pb2.Summary.Value(node_name="old_style", simple_value=7.0)])),
+        event_pb2.Event(wall_time=13.0, step=-5, summary=summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag="negative_step", simple_value=0.0)])),
+        event_pb2.Event(wall_time=14.0, step=3, summary=summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag="loss", simple_value=0.0)])),
+    ]
+    res = read_events(write_events(tmp_path / "events.out.tfevents.1.host", events))
+    got = _by_tag(res)
+    assert got["loss"] == [(0, 2.0), (1, 1.0), (2, 0.5), (3, 0.0)]
+    assert got["accuracy"] == [(2, 0.25)] and got["old_style"] == [(2, 7.0)]
+    assert got["negative_step"] == [(-5, 0.0)]
+    assert res.wall_times[res.codes == res.tags.index("loss")].tolist() == [10.0, 11.0, 12.0, 14.0]
 
 
 def test_keras_train_and_validation_folders_are_one_run_with_prefixed_tags(tmp_path, write_events):

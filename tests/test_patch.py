@@ -115,7 +115,7 @@ def test_patch_document_records_provenance_and_keeps_untouched_text(tmp_path):
     assert result.changed
     assert "# header comment\n" in result.text and "model: {name: mlp}   # tiny\n" in result.text
     lr_line = [ln for ln in result.text.splitlines() if "lr:" in ln][0]
-    assert "0.0003" in lr_line and lr_line.rstrip().endswith("# tuned")
+    assert "0.0003" in lr_line and lr_line.rstrip().endswith("# was 0.001: tuned")  # the comment stays true
     assert result.provenance[-1]["id"] == "lower-lr" and result.provenance[-1]["finding"] == "loss-divergence"
     assert "+  - id: lower-lr" in result.diff
     changed_lines = [ln for ln in result.diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]

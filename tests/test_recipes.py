@@ -303,3 +303,12 @@ def test_class_balance_declines_when_classes_are_already_balanced():
     assert r.plan(IMBALANCED, f) is None and "1.1x" in r.reason
     f = finding("class-disparity", ["class-balance"], count_ratio=10.0)
     assert make_recipe("class-balance").plan(IMBALANCED, f) is not None
+
+
+def test_recorded_effective_lr_is_kept_true_in_resolved_configs():
+    resolved = copy.deepcopy(MULTITASK)
+    resolved["optimizer"]["scaled_lr"] = 1.5625e-05
+    tree, _ = applied(resolved, "lr-sqrt-scaling")
+    assert tree["optimizer"]["scaled_lr"] == pytest.approx(5e-4)
+    tree, _ = applied(resolved, "lower-lr")
+    assert tree["optimizer"]["scaled_lr"] == pytest.approx(1.5625e-05 * 0.3, rel=1e-2)

@@ -223,3 +223,15 @@ def test_json_survives_evidence_of_unusual_types():
                                           evidence={"tags": {"b", "a"}, "path": Path("x/y"), "obj": object})])
     ev = json.loads(to_json(Report([rr])))["runs"][0]["findings"][0]["evidence"]
     assert ev["tags"] == ["a", "b"] and ev["path"] == "x/y" and ev["obj"].startswith("<class")
+
+
+def test_markdown_stays_under_the_comment_limit():
+    from trainfix.diagnostics.render_text import to_markdown
+
+    big = Report([RunReport(f"run{i}", findings=[Finding("d", Severity.WARNING, "m" * 300,
+                                                         evidence={"x": "y" * 300})]) for i in range(300)])
+    text = to_markdown(big, limit=20_000)
+    assert len(text) <= 20_000
+    assert "<details>" not in text and text.endswith("the full report: --format json)_\n")
+    small = to_markdown(Report(big.runs[:2]), limit=20_000)
+    assert "<details>" in small

@@ -86,3 +86,17 @@ def test_bad_values(tmp_path, body):
 def test_defaults_when_nothing_found(tmp_path):
     (tmp_path / ".git").mkdir()
     assert load_settings(tmp_path) == Settings()
+
+
+def test_load_settings_file_exactly(tmp_path):
+    from trainfix.diagnostics.settings import load_settings_file
+    from trainfix.errors import InputError
+
+    f = tmp_path / "ci.toml"
+    f.write_text('fail_on = "error"\n')
+    assert load_settings_file(f).fail_on == "error"
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    with pytest.raises(UsageError, match="no \\[tool.trainfix\\]"):
+        load_settings_file(tmp_path / "pyproject.toml")
+    with pytest.raises(InputError):
+        load_settings_file(tmp_path / "missing.toml")

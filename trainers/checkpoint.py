@@ -136,8 +136,12 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
+        import pickle
+
+        why = ("it holds objects that need arbitrary unpickling" if isinstance(exc, pickle.UnpicklingError)
+               else f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
         raise CheckpointError(
-            f"cannot load {path} safely: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            f"cannot load {path} safely: {why}",
             "trainfix loads checkpoints with weights_only=True; a file that needs arbitrary unpickling is refused",
         ) from None
     if not isinstance(state, dict) or "model" not in state:

@@ -113,6 +113,8 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
     batches_per_epoch = per_rank // tc.batch_size if drop_last else math.ceil(per_rank / tc.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / tc.grad_accum)
     total_steps = steps_per_epoch * tc.epochs
+    if info.is_main:  # class counts etc. of what was trained on, beside the logs
+        write_data_info(ctx.out / "dataset.json", bundle, stage)
     val_loader = torch.utils.data.DataLoader(bundle.val, batch_size=max(256, tc.batch_size), shuffle=False,
                                              collate_fn=bundle.collate_fn)
 
@@ -402,6 +404,19 @@ def ctx_config_dict(cfg: RunConfig, info: distributed.DistInfo, global_batch: in
     d = to_dict(cfg)
     d["run"]["world_size"], d["training"]["global_batch"], d["optimizer"]["scaled_lr"] = info.world_size, global_batch, lr
     return d
+
+
+def write_data_info(path: Path, bundle: Any, stage: StageInfo) -> None:
+    """``dataset.json``: the dataset's own summary (sizes, class counts), one entry per stage."""
+    import json
+
+    from trainfix.trainers.config import atomic_write_text
+
+    entries = json.loads(path.read_text()) if stage.index > 0 and path.exists() else {}
+    entries[stage.name or "run"] = {"task": bundle.task, "num_classes": bundle.num_classes,
+                                    "class_names": list(bundle.class_names), "train_size": len(bundle.train),
+                                    "val_size": len(bundle.val), **bundle.info}
+    atomic_write_text(path, json.dumps(entries, indent=2, default=str) + "\n")
 
 
 def balanced_weights(bundle: Any) -> torch.Tensor:

@@ -99,11 +99,12 @@ class AccuracyOscillation(Detector):
 
     What it detects
     ---------------
-    The validation metric (the ``val_metric`` role, then any other validation metric with a known
-    direction), decomposed into zigzag legs (:func:`signals.reversals`): monotone moves of at least
+    The validation metric (the ``val_metric`` role, then the other aggregate validation metrics with
+    a known direction), decomposed into zigzag legs (``signals.reversals``): monotone moves of at least
     ``min_swing`` of the metric's scale (0.15 = 15 points of accuracy) and at least ``noise_units``
     times its robust noise, capped at ``max_swing``.  Legs that end in the first ``ignore_first`` of
-    the evaluations are ignored (early training is rough while the metric climbs).  It fires when the
+    the evaluations, or before the metric (smoothed) first comes within 20% of its best level, are
+    ignored (early training is rough while the metric climbs).  It fires when the
     remaining legs change direction at least ``min_reversals`` times and at least one goes the bad
     way (a drop for accuracy, AUC, F1; a rise for a metric that is minimised).  A steady rise, a single
     drop (``accuracy-collapse``), early roughness or noise do not fire.  Only bounded metrics (0-1 or
@@ -119,7 +120,8 @@ class AccuracyOscillation(Detector):
 
     Evidence
     --------
-    ``largest_swing`` (with the steps it spans), ``reversals``, ``bad_swings`` (count of drops),
+    ``largest_swing`` (the largest move the bad way, with the steps it spans), ``reversals``,
+    ``bad_swings`` (count of drops),
     ``min_swing_used`` (the amplitude threshold actually applied), ``noise``, ``unit`` (1 or 100),
     the legs themselves (step from, step to, change), the other oscillating metrics, and the evidence
     behind the fixes (sparse training settings, MIL selection mode).
@@ -208,7 +210,7 @@ class AccuracyOscillation(Detector):
         fmt = signals.pct if best["unit"] == 1.0 else signals.fmt
         leg = best["largest_leg"]
         msg = (f"{tag} reversed direction {best['reversals']} times with swings beyond "
-               f"{fmt(best['min_swing_used'])}; largest: {fmt(leg['from_value'])} -> "
+               f"{fmt(best['min_swing_used'])}; largest drop: {fmt(leg['from_value'])} -> "
                f"{fmt(leg['to_value'])} between steps {leg['from_step']:g} and {leg['to_step']:g} "
                f"({best['largest_swing_in_noise_units']:.0f}x its noise)")
         if len(results) > 1:
@@ -233,16 +235,22 @@ class AccuracyOscillation(Detector):
         threshold = max(params.min_swing * unit, min(params.noise_units * noise, params.max_swing * unit))
         all_legs = signals.reversals(y, threshold)
         # the first part of training is often rough while the metric climbs; an oscillation is a
-        # failure to settle, so only legs that end after ``ignore_first`` of the evaluations count
-        legs = [leg for leg in all_legs if leg[1] >= params.ignore_first * (len(y) - 1)]
+        # failure to settle, so only legs that end after ``ignore_first`` of the evaluations and
+        # after the (smoothed) metric first came within 20% of its best level count
+        sm = signals.smooth(y, 3)
+        lo, hi = float(np.nanmin(sm)), float(np.nanmax(sm))
+        reached = np.flatnonzero(sm >= lo + 0.8 * (hi - lo)) if direction == "max" else \
+            np.flatnonzero(sm <= hi - 0.8 * (hi - lo))
+        settled = int(reached[0]) if reached.size else 0
+        start = max(params.ignore_first * (len(y) - 1), settled)
+        legs = [leg for leg in all_legs if leg[1] > start]
         n_rev = max(len(legs) - 1, 0)
         bad_sign = -1.0 if direction == "max" else 1.0
         bad = [leg for leg in legs if np.sign(leg[2]) == bad_sign]
         if n_rev < params.min_reversals or not bad:
             return None
-        # the swings that matter are the reversals: the first leg is often the initial learning
-        swings = legs[1:] if len(legs) > 1 else legs
-        big = max(swings, key=lambda leg: abs(leg[2]))
+        # the swing reported is the largest one the bad way (the seed's 85.9% -> 7%)
+        big = max(bad, key=lambda leg: abs(leg[2]))
         legs_out = [
             {"from_step": float(s.steps[a]), "to_step": float(s.steps[b]), "change": float(c)}
             for a, b, c in legs

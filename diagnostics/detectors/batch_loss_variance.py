@@ -176,8 +176,8 @@ class BatchLossVariance(Detector):
         first_step, last_step = late[0][0], late[-1][1]
         msg = (f"per-step {s.tag} spans {median_ratio:.0f}x (q98/q02, median over the last {k} "
                f"{'epochs' if how == 'epochs' else 'windows'}; max {float(np.max(ratios)):.0f}x) and has not "
-               f"settled: its late spread {signals.fmt(late_spread)} is {signals.pct(share, 2)} of the "
-               f"starting level {signals.fmt(start_level)}")
+               f"settled: its late spread {signals.fmt(late_spread)} is {share:.2g}x the starting level "
+               f"{signals.fmt(start_level)}")
         if mil:
             msg += "; the run uses multiple-instance selection" + (
                 f" ({mil['mil_selection']})" if "mil_selection" in mil else "")

@@ -68,7 +68,9 @@ class ClassDisparity(Detector):
     of at least two classes, each smoothed as the median of its last ``last_evals`` evaluations, span
     more than ``max_spread`` (0.3 = 30 points) from the best to the worst class, and that spread is
     larger than ``noise_k`` times the classes' typical evaluation-to-evaluation noise (the median
-    over classes of each one's robust noise scale).  Percentages
+    over classes of each one's robust noise scale), and every lagging class has stalled: its last
+    ``last_evals`` evaluations gained at most ``max_recent_gain`` over the ``last_evals`` before.
+    At least ``min_evals`` evaluations per class are needed.  Percentages
     (0..100) are converted to fractions.  In a multi-task run, ``val/acc/<task>`` tags whose key names
     a task (it has a task loss or uncertainty weight) are per-task accuracies and are left out.
 
@@ -106,6 +108,11 @@ class ClassDisparity(Detector):
         Evaluations at the end smoothed into each class's final value (3).
     noise_k
         The spread must also exceed this many units of the pooled per-class noise (2.5).
+    max_recent_gain
+        A lagging class that gained more than this over its last ``last_evals`` evaluations (their
+        median against the median of the ``last_evals`` before) is still learning: quiet (0.05).
+    min_evals
+        Evaluations per class needed (5).
     """
 
     name = "class-disparity"
@@ -118,6 +125,8 @@ class ClassDisparity(Detector):
         max_spread: float = 0.3
         last_evals: int = 3
         noise_k: float = 2.5
+        max_recent_gain: float = 0.05
+        min_evals: int = 5
 
     def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
         resolutions = getattr(run.roles, "groups", {}).get(CLASS_METRICS, {})
@@ -137,6 +146,10 @@ class ClassDisparity(Detector):
         if len(classes) < 2:
             yield self.skip("per-class accuracy logged for fewer than two classes")
             return
+        fewest = min(classes.values(), key=len)
+        if len(fewest) < params.min_evals:
+            yield self.skip(signals.need_reason(fewest.tag, len(fewest), params.min_evals))
+            return
         percent = max(float(np.max(s.values)) for s in classes.values()) > 1.5
         scale = 100.0 if percent else 1.0
         finals, noises = {}, []
@@ -154,6 +167,17 @@ class ClassDisparity(Detector):
             return
         # the spread must also stand out from the per-evaluation noise (coarse small validation sets)
         if math.isfinite(noise) and not spread > params.noise_k * noise:
+            return
+        # ... and the lagging classes must have stalled: a class still climbing (early in training,
+        # classes are learned one after another) may close the gap on its own
+        k = max(1, params.last_evals)
+        gains = {}
+        for key in classes:
+            if finals[best] - finals[key] > params.max_spread:
+                v = classes[key].values / scale
+                prev = v[-2 * k:-k] if len(v) >= 2 * k else v[:max(1, len(v) - k)]
+                gains[key] = finals[key] - float(np.median(prev))
+        if gains and max(gains.values()) > params.max_recent_gain:
             return
 
         config = run.config or {}
@@ -174,6 +198,7 @@ class ClassDisparity(Detector):
             "classes_far_below_best": low,
             "noise": noise,
             "last_evals": params.last_evals,
+            "recent_gain_of_lagging_classes": gains,
             "class_weights": weights,
             "sampler": sampler,
         }

@@ -18,7 +18,7 @@ MAGNITUDE = re.compile(r"energy|max|mean|norm|sum|std|var|cam|saliency|peak|inte
 #: statistics whose constancy alone means a frozen map (entropy of a fixed map)
 SHAPE = re.compile(r"entropy")
 #: statistics that may be constant by construction or belong to another detector
-EXCLUDED = re.compile(r"fraction|ratio|consisten|iou|agree|overlap|similar|corr|top_?k|count|size|temperature")
+EXCLUDED = re.compile(r"fraction|ratio|consisten|iou|agree|overlap|similar|corr|top_?k|count|size|temperature|select")
 
 #: wrapper prefixes a plain load_state_dict does not strip
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.module.")
@@ -49,6 +49,12 @@ def checkpoint_prefixes(run: Any) -> list[str]:
     return sorted(found)
 
 
+def _one_hot(name: str, value: float) -> bool:
+    """A max of exactly 1 or an entropy of exactly 0: a fully concentrated (one-hot) map, the
+    opposite of a blank one (hard selection produces it by construction)."""
+    return ("max" in name and value == 1.0) or ("entropy" in name and value == 0.0)
+
+
 class GradcamBlank(Detector):
     """Logged attention or saliency statistics are flat zero or frozen: the maps are blank.
 
@@ -62,8 +68,10 @@ class GradcamBlank(Detector):
     * **frozen**: a magnitude or entropy statistic whose relative spread is at most
       ``max_relative_spread`` (equal up to float rounding) over the whole run.
 
-    Statistics that can be constant by construction (active fractions, top-k ratios, counts) and
-    agreement metrics (consistency, IoU: see ``attention-inconsistency``) are not judged.  The
+    Statistics that can be constant by construction (active fractions, top-k ratios, counts, MIL
+    selection weights) and agreement metrics (consistency, IoU: see ``attention-inconsistency``) are
+    not judged; nor is a max frozen at exactly 1 or an entropy frozen at exactly 0, which describe a
+    one-hot map (hard selection), not a blank one.  The
     detector only fires on logged statistics; it never guesses from checkpoints alone.
 
     Why it matters
@@ -133,7 +141,7 @@ class GradcamBlank(Detector):
             if is_magnitude and peak <= params.zero_tol:
                 blank[key] = {"tag": s.tag, "kind": "zero", "max_abs": peak, "points": len(s),
                               "steps": (float(s.steps[0]), float(s.steps[-1]))}
-            elif spread <= params.max_relative_spread:
+            elif spread <= params.max_relative_spread and not _one_hot(key.lower(), float(np.median(s.values))):
                 blank[key] = {"tag": s.tag, "kind": "frozen", "value": float(np.median(s.values)),
                               "relative_spread": spread, "points": len(s),
                               "steps": (float(s.steps[0]), float(s.steps[-1]))}

@@ -54,8 +54,9 @@ class LossPlateau(Detector):
     On the training loss (per epoch; else per-step loss reduced to per-epoch medians), smoothed by a
     centered rolling median: the first point where the loss is below its starting level (the higher
     of the first 10%'s median and smoothed maximum) by more than ``noise_units`` times its robust
-    noise and ``min_drop`` of its value.  If that never happens, or only after ``stretch`` of the run,
-    the loss plateaued from the start.  The check is about the *start* of training: a run that
+    noise and ``min_drop`` of its value, and where it stays (the last 10% are below that level too;
+    otherwise the crossing was a noise excursion).  If that never happens, or only after ``stretch``
+    of the run, the loss plateaued from the start.  The check is about the *start* of training: a run that
     learned and then converged is not a plateau, however flat its second half.  A validation metric
     (else the training accuracy) that clearly improves vetoes the finding: the model is learning.
     When the loss moved over the stuck stretch by ``corroborate_above`` (5%) or more, just not beyond
@@ -93,7 +94,7 @@ class LossPlateau(Detector):
     Parameters
     ----------
     noise_units
-        Drop below the start needed to count as progress, in units of robust noise (4).
+        Drop below the start needed to count as progress, in units of robust noise (3).
     min_drop
         Drop needed relative to the starting value (0.005), so that a loss averaged over thousands
         of batches (tiny noise) must still move by half a percent.
@@ -113,7 +114,7 @@ class LossPlateau(Detector):
 
     @dataclass
     class Params:
-        noise_units: float = 4.0
+        noise_units: float = 3.0
         min_drop: float = 0.005
         stretch: float = 0.5
         corroborate_above: float = 0.05
@@ -141,9 +142,13 @@ class LossPlateau(Detector):
         needed = max(params.noise_units * noise, params.min_drop * abs(start))
         moved = np.flatnonzero(sm <= start - needed)
         first_move = int(moved[0]) if moved.size else None
+        if first_move is not None and end > start - needed:
+            first_move = None  # a noise excursion, not learning: the loss did not stay down
         stuck = (first_move if first_move is not None else n) / n
         if stuck < params.stretch:
             return
+        if end - start >= needed and signals.mann_kendall(y)[0] > 0:
+            return  # the loss climbs: that is loss-divergence's finding, not a plateau
         gain = self._metric_gain(run)
         if gain is not None and gain["improves"]:
             return  # the model learns: a validation or training metric clearly gets better

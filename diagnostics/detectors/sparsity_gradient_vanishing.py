@@ -171,13 +171,13 @@ class SparsityGradientVanishing(Detector):
             yield self.skip("no auxiliary loss term logged (only the main term, or no loss/<term> tags)")
             return
         config = run.config or {}
-        total = run.role(TRAIN_LOSS) or run.role(TRAIN_LOSS_STEP)
-        total = total.finite() if total is not None else None
+        totals = [s.finite() for s in (run.role(TRAIN_LOSS), run.role(TRAIN_LOSS_STEP)) if s is not None]
+        totals = [s for s in totals if len(s)]
 
         judged = 0
         reasons: list[str] = []
         for key in aux_keys:
-            result = self._judge(key, weighted.get(key), raw.get(key), weighted, total, config, params)
+            result = self._judge(key, weighted.get(key), raw.get(key), weighted, totals, config, params)
             if isinstance(result, str):
                 reasons.append(result)
                 continue
@@ -188,7 +188,7 @@ class SparsityGradientVanishing(Detector):
             yield self.skip("; ".join(reasons))
 
     # ------------------------------------------------------------------------------------------
-    def _judge(self, key, w_series, r_series, all_weighted, total, config, params) -> Finding | str | None:
+    def _judge(self, key, w_series, r_series, all_weighted, totals, config, params) -> Finding | str | None:
         weight, scale = term_weight_scale(config, key)
         if weight == 0.0:
             return None  # switched off on purpose
@@ -203,46 +203,49 @@ class SparsityGradientVanishing(Detector):
             w_tag = r_series.tag
         else:
             return f"{key}: only the raw term is logged and no weight for it in the config"
+        active = np.flatnonzero(w_vals != 0.0)
+        if not active.size:
+            return None  # identically zero: switched off (aux-loss-dead handles constant terms)
+        # a term that switches on later (a consistency memory filled after the first epoch) is
+        # judged from the step it becomes active
+        on_step = float(w_steps[active[0]])
+        keep = w_steps >= on_step
+        w_steps, w_vals = w_steps[keep], w_vals[keep]
         trend_series = r_series if (r_series is not None and len(r_series) >= len(w_steps)) else None
         t_steps = trend_series.steps if trend_series is not None else w_steps
         t_vals = trend_series.values if trend_series is not None else w_vals
         t_tag = trend_series.tag if trend_series is not None else w_tag
-        if len(t_vals) < params.min_points:
-            return signals.need_reason(t_tag, len(t_vals), params.min_points)
-        if np.all(w_vals == 0.0):
-            return None  # identically zero: switched off (aux-loss-dead handles constant terms)
+        t_keep = t_steps >= on_step
+        t_steps, t_vals = t_steps[t_keep], t_vals[t_keep]
+        if len(t_vals) < params.min_points or len(w_vals) < params.min_points:
+            return signals.need_reason(t_tag, min(len(t_vals), len(w_vals)), params.min_points)
 
         lo_step, hi_step = float(w_steps[0]), float(w_steps[-1])
-        # denominator: the logged total over the same steps, else the sum of the logged terms
-        total_tag = None
-        if total is not None and len(window(total.steps, total.values, lo_step, hi_step)):
-            denom = float(np.median(np.abs(window(total.steps, total.values, lo_step, hi_step))))
+        # denominator: the logged total (the one with most points over the term's steps),
+        # interpolated to the term's steps; else the sum of the logged terms
+        total = max(totals, key=lambda t: len(window(t.steps, t.values, lo_step, hi_step)), default=None)
+        if total is not None:
             total_tag = total.tag
+            denom_i = np.abs(np.interp(w_steps, total.steps, total.values))
         else:
-            parts = [float(np.median(np.abs(window(s.steps, s.values, lo_step, hi_step))))
-                     for s in all_weighted.values() if len(window(s.steps, s.values, lo_step, hi_step))]
+            parts = [np.abs(np.interp(w_steps, t.steps, t.values)) for t in all_weighted.values() if len(t)]
             if len(parts) < 2:
                 return f"{key}: no total loss to compare with (no train/loss and a single term)"
-            denom = float(sum(parts))
-            total_tag = "sum of " + ", ".join(sorted(s.tag for s in all_weighted.values()))
-        if not denom > 0:
+            denom_i = np.sum(parts, axis=0)
+            total_tag = "sum of " + ", ".join(sorted(t.tag for t in all_weighted.values()))
+        ok = denom_i > 0
+        if not ok.any():
             return None
-        share = float(np.median(np.abs(w_vals))) / denom
+        ratios = np.abs(w_vals[ok]) / denom_i[ok]
+        share = float(np.median(ratios))
         if not share < params.max_share:
             return None
         # a term that mattered at the start and was minimised since is converged, not vanishing:
-        # its share must be negligible from the first points on
-        # (largest share over the first 10% of the points, total interpolated to the term's steps)
-        n_head = min(len(w_vals), max(2, int(round(len(w_vals) * 0.1))))
-        share_head = None
-        if total is not None and total_tag == total.tag and len(total) >= 1:
-            t_fin = np.isfinite(total.values)
-            head_total = np.interp(w_steps[:n_head], total.steps[t_fin], total.values[t_fin])
-            ok = np.abs(head_total) > 0
-            if ok.any():
-                share_head = float(np.max(np.abs(w_vals[:n_head][ok]) / np.abs(head_total[ok])))
-                if not share_head < params.max_share:
-                    return None
+        # its share must be negligible from the first points on (largest share over the first 10%)
+        n_head = min(len(ratios), max(2, int(round(len(ratios) * 0.1))))
+        share_head = float(np.max(ratios[:n_head]))
+        if not share_head < params.max_share:
+            return None
 
         trend = signals.theil_sen(t_steps, t_vals)
         span = float(t_steps[-1] - t_steps[0])
@@ -300,7 +303,7 @@ class SparsityGradientVanishing(Detector):
             evidence["weight"] = weight
         if scale is not None:
             evidence["scale"] = scale
-        tags = sorted({w_tag, t_tag} | ({total_tag} if total is not None and total_tag else set()))
+        tags = sorted({w_tag, t_tag} | ({total_tag} if total is not None else set()))
         confidence = min(1.0, 0.6 + 0.4 * (1.0 - share / params.max_share))
         return self.finding(msg, evidence=evidence, steps=(lo_step, hi_step), tags=tags, fixes=fixes,
                             confidence=confidence)

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainfix.diagnostics.ingest.discover import PATTERNS_LOOKED_FOR, find_runs, scan
 from trainfix.diagnostics.run import CheckpointRef, Run
 from trainfix.errors import InputError
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.settings import Settings
 
 __all__ = ["read_run", "find_runs"]
 
@@ -86,8 +89,13 @@ def _read_one(path: Path, fmt: str, root: Path) -> tuple[list, dict]:
     raise ValueError(f"unknown format {fmt}")
 
 
-def read_run(path: str | Path, *, metric_overrides: dict[str, str] | None = None, settings: Any = None) -> Run:
+def read_run(
+    path: str | Path, *, metric_overrides: dict[str, str] | None = None, settings: Settings | None = None
+) -> Run:
     """Read everything a run directory (or a single log file) holds into a :class:`Run`.
+
+    ``settings`` defaults to :func:`~trainfix.diagnostics.settings.load_settings` from the run's
+    folder; its ``metrics`` map roles to tags, below ``metric_overrides`` (the ``--metric`` flags).
 
     Raises :class:`~trainfix.errors.InputError` for a missing path, an empty directory, or one
     with no logs (the message lists what was looked for), and

@@ -194,21 +194,27 @@ def _frame(buf: bytes, u8: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
     """Record starts and payload lengths of the complete records in ``buf[:limit]``.
 
     Returns (starts, lengths, end) where ``end`` is where the first incomplete record starts.
-    Lengths are not trusted yet: the caller checks their CRCs.
+    Lengths are not trusted yet: the caller checks their CRCs.  After 8, 16, 32 and 64 records
+    walked one by one, the walker looks for a repeating cycle of lengths (one record per tag per
+    step) and, when it finds one, lets :func:`_predict` jump ahead.
     """
-    starts: list = []
-    lens: list = []
+    parts_s: list[np.ndarray] = []
+    parts_l: list[np.ndarray] = []
+    starts: list[int] = []
+    lens: list[int] = []
     pos = 0
     recent: list[int] = []  # lengths walked one by one since the last prediction
     unpack = _U64.unpack_from
     while pos + _HEADER <= limit:
-        if len(recent) >= 8:
+        if len(recent) in (8, 16, 32, 64):
             got = _predict(u8, pos, recent, limit)
-            recent = []
+            if got is not None or len(recent) == 64:
+                recent = []
             if got is not None:
                 s, ln, pos = got
-                starts.append(s)
-                lens.append(ln)
+                parts_s += [np.asarray(starts, dtype=np.int64), s]
+                parts_l += [np.asarray(lens, dtype=np.int64), ln]
+                starts, lens = [], []
                 continue
         (length,) = unpack(buf, pos)
         end = pos + _HEADER + length + _FOOTER
@@ -218,14 +224,9 @@ def _frame(buf: bytes, u8: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
         lens.append(length)
         recent.append(length)
         pos = end
-    return _flatten(starts), _flatten(lens), pos
-
-
-def _flatten(parts: list) -> np.ndarray:
-    arrays = [p if isinstance(p, np.ndarray) else np.asarray([p], dtype=np.int64) for p in parts]
-    if not arrays:
-        return np.zeros(0, dtype=np.int64)
-    return np.concatenate(arrays).astype(np.int64, copy=False)
+    parts_s.append(np.asarray(starts, dtype=np.int64))
+    parts_l.append(np.asarray(lens, dtype=np.int64))
+    return np.concatenate(parts_s), np.concatenate(parts_l), pos
 
 
 def _predict(u8: np.ndarray, pos: int, recent: list[int], limit: int):
@@ -335,21 +336,61 @@ def _decode_simple(u8: np.ndarray, starts: np.ndarray, lens: np.ndarray, limit: 
     p, q, tlen, step, fpos = p[sel], q[sel], tlen[sel], step[sel], fpos[sel]
     walls = _typed(u8, "<f8")[p + 1]
     values = _typed(u8, "<f4")[fpos + 1].astype(np.float64)
-    codes = np.empty(sel.size, dtype=np.int32)
-    tag_start = q + 6
-    for length in np.flatnonzero(np.bincount(tlen, minlength=1)):
-        grp = np.flatnonzero(tlen == length)
-        if length == 0:
-            codes[grp] = out.code("")
-            continue
-        firsts, inverse = _unique_strings(u8, tag_start[grp], int(length))
-        local = np.fromiter(
-            (out.code(bytes(u8[f : f + length]).decode("utf-8", "replace")) for f in firsts),
-            dtype=np.int32,
-            count=len(firsts),
-        )
-        codes[grp] = local[inverse]
+    codes = _tag_codes(u8, q + 6, tlen, out)
     return ok, (codes, step, values, walls)
+
+
+def _tag_codes(u8: np.ndarray, starts: np.ndarray, tlen: np.ndarray, out: _Out) -> np.ndarray:
+    """Tag code of every record, from the tag bytes at ``starts`` (lengths ``tlen``).
+
+    One pass for all lengths: the key is (length, first 8 bytes, last 8 bytes), factorised; every
+    row is then checked against its group's first row (middle words too, for tags longer than 16
+    bytes), so equal keys with different tags cannot be merged.  Should a check fail, each
+    length is handled exactly on its own (:func:`_unique_strings`).
+    """
+    import pandas as pd
+
+    w64 = _typed(u8, "<u8")
+    tl = tlen.astype(np.int64)
+    limit = u8.shape[0]
+    # Reading 8 bytes at the tag start is safe: a scalar tag is followed by 5 value bytes and the
+    # record's 4-byte CRC.
+    first = w64[np.minimum(starts, limit - 8)]
+    short = tl < 8
+    if short.any():
+        shift = np.where(short, 8 * tl, 0).astype(np.uint64)
+        mask = np.where(short, (np.uint64(1) << shift) - np.uint64(1), np.uint64(0xFFFFFFFFFFFFFFFF))
+        first = first & mask
+    last = np.where(short, np.uint64(0), w64[np.maximum(starts + tl - 8, 0)])
+    key = first ^ (last * np.uint64(0x9E3779B97F4A7C15)) ^ (tl.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
+    inverse, uniq = pd.factorize(key)
+    rep = np.empty(len(uniq), dtype=np.int64)
+    rep[inverse[::-1]] = np.arange(len(inverse) - 1, -1, -1)
+    ok = (tl == tl[rep][inverse]) & (first == first[rep][inverse]) & (last == last[rep][inverse])
+    longest = int(tl.max()) if tl.size else 0
+    k = 8
+    while k < longest - 8:  # words strictly between the first and the last one
+        inside = tl - 8 > k
+        word = w64[np.minimum(starts + k, limit - 8)]
+        ok &= ~inside | (word == word[rep][inverse])
+        k += 8
+    if not ok.all():  # pragma: no cover - needs two different tags with equal key words
+        codes = np.empty(starts.shape[0], dtype=np.int32)
+        for length in np.flatnonzero(np.bincount(tl, minlength=1)):
+            grp = np.flatnonzero(tl == length)
+            if length == 0:
+                codes[grp] = out.code("")
+                continue
+            firsts, inv = _unique_strings(u8, starts[grp], int(length))
+            local = np.asarray([out.code(bytes(u8[f : f + length]).decode("utf-8", "replace")) for f in firsts],
+                               dtype=np.int32)
+            codes[grp] = local[inv]
+        return codes
+    local = np.asarray(
+        [out.code(bytes(u8[int(starts[r]) : int(starts[r] + tl[r])]).decode("utf-8", "replace")) for r in rep],
+        dtype=np.int32,
+    )
+    return local[inverse]
 
 
 def _unique_strings(u8: np.ndarray, starts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -568,11 +609,13 @@ def read_events(path: str | Path, *, verify_payload_crc: bool = False, block_byt
     corrupt = 0
     truncated = False
     carry = b""
+    want = block_bytes
     with open(path, "rb") as fh:
         eof = False
         while not eof:
-            chunk = fh.read(block_bytes)
-            eof = len(chunk) < block_bytes
+            chunk = fh.read(want)
+            eof = len(chunk) < want
+            want = block_bytes
             buf = carry + chunk if carry else chunk
             del chunk
             carry = b""
@@ -609,6 +652,9 @@ def read_events(path: str | Path, *, verify_payload_crc: bool = False, block_byt
                         truncated = True
                     else:
                         carry = bytes(buf[end:])
+                        if len(carry) >= _HEADER:  # a record longer than a block: read all of it at once
+                            (length,) = _U64.unpack_from(carry, 0)
+                            want = max(block_bytes, _HEADER + length + _FOOTER - len(carry))
                 break
             del u8, buf
     corrupt += out.corrupt

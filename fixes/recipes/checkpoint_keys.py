@@ -89,7 +89,7 @@ def _atomic_write(out: Path, write) -> None:
 
 
 class CheckpointKeys(Recipe):
-    """The ``checkpoint-keys`` artifact recipe (see module docstring)."""
+    __doc__ = __doc__
 
     id = "checkpoint-keys"
     resolves = ("checkpoint-key-mismatch",)

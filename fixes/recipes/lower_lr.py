@@ -64,6 +64,6 @@ class LowerLr(Recipe):
                 b.note(f"the finding expects an lr of {expected:.3g}: factor {factor:.3g}")
         reason = f"lr x{sig(factor, 2):g}: smaller steps leave the unstable regime"
         b.scale("lr", factor, reason)
-        if not b.own:
+        if not b.own or b.get("scaled_lr") is not None:  # ours: the recorded effective lr, kept true
             b.scale("scaled_lr", factor, reason)
         return self.finish(b, "nothing to change")

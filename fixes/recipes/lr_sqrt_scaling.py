@@ -83,6 +83,8 @@ class LrSqrtScaling(Recipe):
                 if base is not None:
                     b.note(f"effective lr: {base:g} at global batch {ref} (was "
                            f"{self._old_effective(b, base, rule, g):.3g})")
+                    if b.get("scaled_lr") is not None:
+                        b.set("scaled_lr", sig(base), "the recorded effective lr, as the trainer will record it")
             else:
                 expected = evidence_number(finding, "expected_lr", "suggested_lr", "recommended_lr", "target_lr")
                 if expected is None or base is None:

@@ -1,0 +1,98 @@
+"""Every detector over 30 real training logs (tests/data/real-logs, provenance in PROVENANCE.md),
+asserting what a person reading the curves says about each run.
+
+The verdicts below come from reading each curve, not from running the tool:
+
+- csv-01 (LSTM on daily BTC prices): training loss 0.1026 -> 0.1015 over 10 epochs, within its
+  noise.  The GRU twin in csv-00 sat at the same 0.101 for five epochs and then fell to 0.0011, so
+  0.101 is the "nothing learned yet" level: a plateau.
+- pl-21 (probing classifier): training accuracy stays at chance (~0.1) while the loss wanders
+  between 2.3 and 4.0 without falling: a plateau.
+- hf-05 (token classification): validation loss bottoms at 0.409 (step 2910) and climbs to 0.67
+  while training loss falls to 0.02: overfitting.
+- keras-17 (speaker identification, 250 classes): validation loss rises from the first epoch (4.2 ->
+  5.4) while training loss falls 4.9 -> 1.7 and train/val accuracy part ways: overfitting.
+- pl-19 (GAN): the discriminator loss is 1.6e24 at step 0 and NaN after, the generator loss NaN
+  throughout: non-finite loss.
+- Everything else is healthy or has too little data to judge, including fine-tunes near their
+  optimum (hf-04: an LM loss flat at ~2.1 within its noise; jsonl-09: a loss flat at 4.77 while
+  top-1 accuracy rises 66% -> 69.5%), early-training roughness in YOLO metrics (tfev-25), a GAN whose
+  discriminator loss levels off (pl-18), per-entity precision with small support (hf-05), and
+  DETR's unbounded cardinality errors (jsonl-10): all must stay quiet.
+
+Skips cleanly when the data or the reader is missing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data" / "real-logs"
+
+EXPECTED: dict[str, set[str]] = {
+    "csv-01": {"loss-plateau"},
+    "pl-21": {"loss-plateau"},
+    "hf-05": {"overfitting"},
+    "keras-17": {"overfitting"},
+    "pl-19": {"nonfinite-loss"},
+}
+
+RUNS = sorted(p.name for p in DATA.iterdir() if p.is_dir()) if DATA.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def reader():
+    ingest = pytest.importorskip("trainfix.diagnostics.ingest")
+    if not hasattr(ingest, "read_run"):
+        pytest.skip("trainfix.diagnostics.ingest.read_run is not available")
+    engine = pytest.importorskip("trainfix.diagnostics.engine")
+    return ingest.read_run, engine.diagnose
+
+
+def diagnosed(reader, name):
+    read_run, diagnose = reader
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = read_run(DATA / name)
+    return run, diagnose(run)
+
+
+@pytest.mark.skipif(not RUNS, reason="tests/data/real-logs is not there")
+@pytest.mark.parametrize("name", RUNS)
+def test_real_log_verdict(reader, name):
+    from trainfix.diagnostics.finding import Severity
+
+    run, report = diagnosed(reader, name)
+    assert not report.errors, [e.message for e in report.errors]
+    fired = {f.detector for f in report.findings if Severity(f.severity) >= Severity.WARNING}
+    expected = EXPECTED.get(name, set())
+    messages = {f.detector: f.message for f in report.findings}
+    assert fired == expected, f"{name}: fired {sorted(fired)}, expected {sorted(expected)}: {messages}"
+
+
+@pytest.mark.skipif("hf-05" not in RUNS, reason="hf-05 not there")
+def test_overfitting_on_a_real_log_names_the_early_stopping_step(reader):
+    _, report = diagnosed(reader, "hf-05")
+    (f,) = [f for f in report.findings if f.detector == "overfitting"]
+    assert f.evidence["val_min_step"] == 2910
+    assert f.evidence["val_min"] == pytest.approx(0.409, abs=0.01)
+    assert "early stopping at step 2910" in f.message
+
+
+@pytest.mark.skipif("pl-19" not in RUNS, reason="pl-19 not there")
+def test_nonfinite_on_a_real_gan_log(reader):
+    _, report = diagnosed(reader, "pl-19")
+    (f,) = [f for f in report.findings if f.detector == "nonfinite-loss"]
+    assert f.evidence["first_step"] == 0
+    assert f.evidence["nonfinite_points"] >= 600
+
+
+@pytest.mark.skipif("jsonl-09" not in RUNS, reason="jsonl-09 not there")
+def test_flat_loss_with_rising_accuracy_is_not_a_plateau(reader):
+    run, report = diagnosed(reader, "jsonl-09")
+    loss = run.role("train_loss").values
+    assert abs(loss[-1] - loss[0]) / loss[0] < 0.01  # the loss really is flat ...
+    assert "loss-plateau" not in {f.detector for f in report.findings}  # ... but the model learns
