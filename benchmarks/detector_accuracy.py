@@ -4,10 +4,11 @@ early each detector fires.
 Run:  python benchmarks/detector_accuracy.py [--seeds 3] [--healthy-seeds 4] [--formats] [--json FILE]
 
 The corpus (``trainfix.diagnostics.synthetic.corpus``) holds every pathology at two to four strengths
-for each seed, and healthy runs of 18 shapes (fast and slow convergence, noisy small-batch curves,
-step/cosine/one-cycle schedules, warmup, warm restarts, fine-tunes near their optimum, percentage
-accuracies over 100 classes, per-step-only logs, near-zero losses, multi-task, attention, two-stage
-sparse, MIL with soft selection).  Each run is diagnosed by ``trainfix.diagnostics.engine.diagnose``
+for each seed, and healthy runs of 25 shapes (fast and slow convergence, noisy small-batch curves,
+step/cosine/one-cycle schedules, warmup, warm restarts, fine-tunes near their optimum, noisy LM
+fine-tunes without a metric, percentage accuracies over 100 classes, per-step-only logs, near-zero
+losses, isolated loss spikes, a wild early validation loss, early-training dips in detection
+metrics, tiny validation sets, multi-task, attention, two-stage sparse, MIL with soft selection).  Each run is diagnosed by ``trainfix.diagnostics.engine.diagnose``
 (all detectors, default thresholds).  A finding counts when its severity is warning or error.
 
 Printed figures:

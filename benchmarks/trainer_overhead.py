@@ -96,10 +96,13 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     per_step = {k: 1000 * v / steps[k] for k, v in med.items()}
     overhead = 100 * (med["trainfix"] / med["plain"] - 1)
+    # each trainfix run against the plain run just before it: robust to slow drifts of machine load
+    paired = sorted(100 * (t / p - 1) for p, t in zip(times["plain"], times["trainfix"]))
     print(f"\n{steps['plain']} steps, {args.epochs} epochs, batch 32, {args.threads} thread(s), median of {args.reps}")
     print(f"plain loop : {per_step['plain']:.3f} ms/step")
     print(f"trainfix   : {per_step['trainfix']:.3f} ms/step")
-    print(f"overhead   : {overhead:+.1f}%  (goal: within 5%)")
+    print(f"overhead   : {overhead:+.1f}% of medians; paired runs: median {statistics.median(paired):+.1f}%, "
+          f"range {paired[0]:+.1f}% .. {paired[-1]:+.1f}%  (goal: within 5%)")
 
 
 if __name__ == "__main__":

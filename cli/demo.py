@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 from rich.markup import escape
@@ -29,6 +29,9 @@ from trainfix.errors import InputError, UsageError
 
 
 # --------------------------------------------------------------------------- the stories
+
+
+SWING_FLOOR = 0.03  # 3 points: validation swings or std below this are noise at digits' sizes
 
 
 def _get(m: dict, name: str) -> float | None:
@@ -65,21 +68,27 @@ def judge_accuracy(margin: float) -> Callable[[dict, dict], tuple[bool, str]]:
 
 
 def judge_stability(a: dict, b: dict) -> tuple[bool, str]:
-    """Per-step loss max/min ratio and validation std both at most half of the buggy run's."""
+    """The within-epoch batch-loss max/min ratio is at most half of the buggy run's, and the
+    validation std (second half of the run) is halved too, or at noise level (below 3 points)."""
     ra, rb = _get(a, "step loss max/min"), _get(b, "step loss max/min")
     sa, sb = _get(a, "val std"), _get(b, "val std")
     if None in (ra, rb, sa, sb):
         return False, "per-step loss or validation metric missing"
-    ok = rb <= 0.5 * ra and sb <= 0.5 * sa
-    return ok, f"step-loss max/min {ra:.3g} -> {rb:.3g}, val std {sa:.3f} -> {sb:.3f} (target: both halved)"
+    ok = rb <= 0.5 * ra and sb <= max(0.5 * sa, SWING_FLOOR)
+    return ok, (f"batch-loss max/min {ra:.3g} -> {rb:.3g}, val std {sa:.3f} -> {sb:.3f} "
+                f"(target: ratio halved, std halved or < {SWING_FLOOR:.2f})")
 
 
 def judge_swings(a: dict, b: dict) -> tuple[bool, str]:
-    """The largest epoch-to-epoch validation swing (second half of the run) is at most half."""
+    """The largest epoch-to-epoch validation swing (second half of the run) is halved, or below
+    3 points, and the final validation metric is not more than 1 point worse."""
     wa, wb = _get(a, "largest val swing"), _get(b, "largest val swing")
-    if wa is None or wb is None:
+    va, vb = _val_final(a), _val_final(b)
+    if None in (wa, wb, va, vb):
         return False, "validation metric missing"
-    return wb <= 0.5 * wa, f"largest validation swing {wa:.3f} -> {wb:.3f} (target: halved)"
+    ok = wb <= max(0.5 * wa, SWING_FLOOR) and vb >= va - 0.01
+    return ok, (f"largest validation swing {wa:.3f} -> {wb:.3f}, final {va:.3f} -> {vb:.3f} "
+                f"(target: swing halved or < {SWING_FLOOR:.2f}, final not worse)")
 
 
 def judge_classes(a: dict, b: dict) -> tuple[bool, str]:

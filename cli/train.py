@@ -22,6 +22,9 @@ def train_command(
     ] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to write (default: run.out_dir, else runs/<run.name>).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoints/last.pt.")] = False,
+    init_from: Annotated[
+        Optional[Path], typer.Option("--init-from", help="Warm start: a new run whose model starts from this checkpoint's weights.")
+    ] = None,
     nproc: Annotated[int, typer.Option("--nproc", min=1, help="Data-parallel processes, launched through torchrun.")] = 1,
     device: Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda (overrides run.device).")] = None,
     validate_only: Annotated[bool, typer.Option("--validate", help="Only validate the config (every problem at once) and exit.")] = False,
@@ -42,16 +45,18 @@ def train_command(
     if validate_only:
         out().print(f"{config}: valid")
         return
+    if init_from is not None and resume:
+        raise UsageError("--init-from and --resume exclude each other", "--resume continues a run; --init-from starts a new one from weights")
     if nproc > 1:
         from trainfix.trainers import distributed
         from trainfix.trainers.loop import resolve_out_dir
 
         run_dir = resolve_out_dir(cfg, out_dir, resume)
-        distributed.launch(str(config), nproc, str(run_dir), resume, None, ovr)
+        distributed.launch(str(config), nproc, str(run_dir), resume, None, ovr, init_from)
         out().print(f"run dir: {run_dir}")
         return
     from trainfix.trainers.loop import train
 
-    result = train(config, out_dir=out_dir, resume=resume, overrides=ovr)
+    result = train(config, out_dir=out_dir, resume=resume, overrides=ovr, init_from=init_from)
     summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k in ("train/loss", "val/loss", "val/acc", "val/auc"))
     out().print(f"run dir: {result.out_dir}\n{summary}")

@@ -323,7 +323,7 @@ def _single_direction(role: str, tag: str) -> str | None:
 _VAL_PREFERENCE = [
     (re.compile(r"auc|auroc|roc"), "AUC"),
     (re.compile(r"f1|fscore|f_score"), "F1"),
-    (re.compile(r"map|\bap\b|ap50|ap_50|bbox/ap|segm/ap|mAP".lower()), "mAP"),
+    (re.compile(r"map|\bap\b|ap50|ap_50|bbox/ap|segm/ap"), "mAP"),
     (re.compile(r"iou|dice|jaccard"), "IoU/Dice"),
     (re.compile(r"precision|recall"), "precision/recall"),
 ]

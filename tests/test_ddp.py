@@ -29,16 +29,20 @@ def _last(run) -> dict:
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
 
 
+def _ddp(cfg, out, *extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "trainfix", "train", "--config", str(cfg), "--out", str(out),
+                          "--nproc", "2", *extra], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
 @pytest.mark.slow
 @pytest.mark.ddp
 def test_two_cpu_processes_match_one_process_with_the_global_batch(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(CONFIG)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp, single = tmp_path / "ddp", tmp_path / "single"
-    run = subprocess.run([sys.executable, "-m", "trainfix", "train", "--config", str(cfg), "--out", str(ddp), "--nproc", "2"],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
+    _ddp(cfg, ddp)
     from trainfix.trainers import train
 
     train(cfg, out_dir=single, overrides=["training.batch_size=32"])
@@ -50,6 +54,8 @@ def test_two_cpu_processes_match_one_process_with_the_global_batch(tmp_path):
     assert a["step"] == b["step"] == 24  # 384 training samples / 32 per global step x 2 epochs
     assert a["val/loss"] == pytest.approx(b["val/loss"], abs=1e-4)
     assert a["val/acc"] == pytest.approx(b["val/acc"], abs=1e-6)
+    assert a["train/loss"] == pytest.approx(b["train/loss"], abs=1e-4)  # epoch means cover both processes
     assert a["val/acc"] > 0.6
     state = torch.load(ddp / "checkpoints" / "last.pt", weights_only=True)
     assert state["model"] and not any(k.startswith(("module.", "_orig_mod.")) for k in state["model"])
+

@@ -316,8 +316,12 @@ def test_plateau_vetoed_when_the_metric_improves_and_quiet_on_finetunes():
     loss = 0.3 + rng.normal(0, 0.002, 30)
     acc = np.linspace(0.6, 0.9, 30)
     assert not findings("loss-plateau", epochs_run({"train/loss": loss, "val/acc": acc}))
-    (f,) = findings("loss-plateau", epochs_run({"train/loss": loss}))
-    assert f.evidence["metric"] is None
+    flat_acc = 0.1 + rng.normal(0, 0.01, 30)
+    (f,) = findings("loss-plateau", epochs_run({"train/loss": loss, "val/acc": flat_acc}))
+    assert f.evidence["metric"]["tag"] == "val/acc" and not f.evidence["metric"]["improves"]
+    # an extremely flat loss (per-epoch means over many batches) needs no metric to confirm it
+    (g,) = findings("loss-plateau", epochs_run({"train/loss": 2.3026 + rng.normal(0, 1e-4, 30)}))
+    assert g.evidence["metric"] is None and g.evidence["drop_relative"] < 1e-3
     for seed in range(4):
         assert not findings("loss-plateau", synthetic.healthy("finetune-near-optimum", seed))
 

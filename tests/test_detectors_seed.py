@@ -306,6 +306,7 @@ def test_lr_fires_on_seed_003_linear_rule():
     assert f.fixes == ["lr-sqrt-scaling", "lr-warmup"]
     assert f.severity == Severity.ERROR  # config rule and a flat loss agree
     assert f.evidence["sqrt_rule_lr"] == pytest.approx(5e-4 * np.sqrt(16 / 512))
+    assert f.evidence["expected_lr"] == pytest.approx(5e-4)
 
 
 def test_lr_fires_in_first_30_percent():
@@ -561,8 +562,9 @@ def test_memory_growth_fires_and_extrapolates_oom():
     n = 15
     mem = 9000 + 450 * np.arange(n) + rng.normal(0, 30, n)
     run = make_run({"mem/allocated_mb": (epochs(n), mem), "epoch": (epochs(n), np.arange(1, n + 1))},
-                   {"device_total_mb": 16384})
+                   {"device_total_mb": 16384, "training": {"epochs": 40}})
     f = fires("memory-growth", run)
+    assert f.severity == Severity.ERROR and "before the planned 40 epochs end" in f.message
     assert 15 < f.evidence["exhausted_at_epoch"] < 20 and "(epoch 1" in f.message
     assert f.fixes == []
     assert "no config change fixes this" in f.message
@@ -577,6 +579,7 @@ def test_memory_growth_without_total_states_rate():
     mem = 1500 + 0.2 * steps + rng.normal(0, 8, steps.size)
     f = fires("memory-growth", memory_run(mem, steps))
     assert "per 1000 steps" in f.message and "not recorded" in f.message
+    assert f.severity == Severity.WARNING
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -691,7 +694,9 @@ def test_lr_fires_on_log_only_when_far_below_and_flat():
     loss = 2.3 * (1 + rng.normal(0, 0.02, steps.size))
     f = fires("lr-miscaled", make_run({"lr": (steps, np.full(steps.size, 5e-6)), "train/loss": (steps, loss)},
                                       {"optimizer": {"name": "adam"}}))
-    assert f.fixes == [] and "raise the lr" in f.message and f.severity == Severity.WARNING
+    assert f.fixes == ["lr-sqrt-scaling", "lr-warmup"] and "raise the lr" in f.message
+    assert f.severity == Severity.WARNING
+    assert f.evidence["expected_lr"] == pytest.approx(np.sqrt(1e-4 * 3e-3))
 
 
 def test_through_the_engine_with_overrides():
@@ -771,3 +776,42 @@ def test_gradcam_quiet_on_one_hot_selection_statistics():
     run = make_run({"attn/selection_max": (steps, np.ones(steps.size)), "attn/max": (steps, np.ones(steps.size)),
                     "attn/entropy": (steps, np.zeros(steps.size))})
     quiet("gradcam-blank", run)
+
+
+def test_lr_quiet_on_sgd_with_its_linear_rule_at_a_small_batch():
+    rng = np.random.default_rng(33)
+    steps = epochs(30)
+    loss = healthy_loss(rng, steps, 2.3, 0.4, noise=0.03)
+    cfg = {"optimizer": {"name": "sgd", "lr": 0.1, "lr_scaling": "linear", "reference_batch": 256},
+           "training": {"batch_size": 16}}
+    quiet("lr-miscaled", make_run({"lr": (steps, np.full(steps.size, 0.1 * 16 / 256)), "train/loss": (steps, loss)}, cfg))
+
+
+def test_memory_quiet_on_cpu_rss_settling():
+    """Process RSS of a CPU run: +60 MB in the first third, then flat within a few MB."""
+    rng = np.random.default_rng(73)
+    steps = np.arange(5, 3001, 5, dtype=float)
+    mem = 440 + 62 * (1 - np.exp(-steps / 300)) + rng.normal(0, 0.3, steps.size)
+    quiet("memory-growth", memory_run(mem, steps))
+
+
+def test_class_disparity_no_recipe_when_training_classes_are_balanced():
+    cfg = {"data": {"name": "digits", "train_class_counts": [135] * 3}}
+    f = fires("class-disparity", class_run(np.random.default_rng(66), {"a": 0.95, "b": 0.5, "c": 0.97}, config=cfg))
+    assert f.fixes == [] and "balanced" in f.message
+    cfg = {"data": {"name": "digits", "train_class_counts": [135, 7, 135]}}
+    f = fires("class-disparity", class_run(np.random.default_rng(66), {"a": 0.95, "b": 0.5, "c": 0.97}, config=cfg))
+    assert f.fixes == ["class-balance"] and f.evidence["count_ratio"] == pytest.approx(135 / 7)
+
+
+def test_class_disparity_points_at_sparse_training_from_the_start():
+    cfg = {"data": {"name": "digits", "train_class_counts": [130, 135, 128]},
+           "sparse": {"enabled": True, "active_fraction": 0.1, "start_epoch": 0}}
+    f = fires("class-disparity", class_run(np.random.default_rng(67), {"a": 0.6, "b": 1.0, "c": 0.6}, config=cfg))
+    assert f.fixes == ["two-stage-sparse"] and f.evidence["sparse_active_fraction"] == 0.1
+    cfg["data"]["train_class_counts"] = [130, 13, 128]
+    f = fires("class-disparity", class_run(np.random.default_rng(67), {"a": 0.6, "b": 1.0, "c": 0.6}, config=cfg))
+    assert f.fixes == ["class-balance", "two-stage-sparse"]
+    del cfg["data"]["train_class_counts"]  # counts unknown: the sparse cause first
+    f = fires("class-disparity", class_run(np.random.default_rng(67), {"a": 0.6, "b": 1.0, "c": 0.6}, config=cfg))
+    assert f.fixes == ["two-stage-sparse", "class-balance"]

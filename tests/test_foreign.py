@@ -12,7 +12,7 @@ from trainfix.errors import InputError
 from trainfix.fixes import foreign
 from trainfix.fixes.foreign import default_output, find_config, load_document, write_atomic
 from trainfix.fixes.patch import patch_document
-from trainfix.fixes.recommend import make_recipe, plan_fixes
+from trainfix.fixes.recommend import plan_fixes
 
 HF_ARGS = {
     "output_dir": "out",

@@ -98,3 +98,10 @@ def test_generic_step_csv(tmp_path, step_col):
     assert run.series("train/loss").steps.tolist() == [10, 20, 30]
     assert run.roles.tag("train_loss") == "train/loss"
     assert run.roles.single["train_loss"].how == "canonical name"
+
+
+def test_byte_order_mark_and_windows_line_ends(tmp_path):
+    (tmp_path / "metrics.csv").write_bytes("\ufeffepoch,val_acc\r\n0,0.5\r\n1,0.6\r\n".encode("utf-8"))
+    run = read_run(tmp_path)
+    assert run.tags == ["val_acc"]
+    assert run.series("val_acc").steps.tolist() == [0, 1]

@@ -208,3 +208,36 @@ def test_unparseable_file_is_skipped_with_reason(tmp_path):
     run = read_run(tmp_path)
     (skip,) = run.inputs["skipped"]
     assert skip["path"] == "trainer_state.json" and "not read" in skip["reason"]
+
+
+def test_event_file_that_cannot_be_opened_is_skipped(tmp_path, write_tb, monkeypatch):
+    import time
+
+    from trainfix.diagnostics.ingest import tensorboard
+
+    write_tb(tmp_path, {"loss": [(0, 1.0), (1, 0.5)]})
+    time.sleep(1.1)
+    locked = write_tb(tmp_path, {"acc": [(0, 0.5)]})
+    real = tensorboard.read_events
+
+    def fake(path, **kw):  # stands in for a file the user may not read (tests run as root)
+        if path.name == locked.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, **kw)
+
+    monkeypatch.setattr(tensorboard, "read_events", fake)
+    run = read_run(tmp_path)
+    assert run.tags == ["loss"]
+    assert run.inputs["skipped"] == [{"path": locked.name, "reason": "tensorboard not read: Permission denied"}]
+
+
+def test_explicit_file_with_an_unknown_name_is_sniffed(tmp_path):
+    f = tmp_path / "job.12345.stdout"
+    f.write_text("Epoch 1/2: Train Loss: 0.5 | Val Acc: 50%\nEpoch 2/2: Train Loss: 0.4 | Val Acc: 60%\n")
+    run = read_run(f)
+    assert run.inputs["formats"] == {"text": 1}
+    assert run.series("Val Acc").values.tolist() == [0.5, 0.6]
+    binary = tmp_path / "blob.dat"
+    binary.write_bytes(b"\x00\x01\x02")
+    with pytest.raises(InputError):
+        read_run(binary)

@@ -64,7 +64,7 @@ def test_interleaved_tags_of_different_lengths_match_event_accumulator(tmp_path,
     # One record per tag per step: a cycle of 7 different record lengths, whose step varint grows
     # from 1 to 3 bytes along the way (steps cross 128 and 16384).
     names = ["lr", "val/acc", "train/loss", "grad_norm", "mem/allocated_mb", "loss/sparsity/raw", "attn/entropy"]
-    series = {n: [(s, float(i) + s / 1000.0) for s in range(0, 40000, 13)] for i, n in enumerate(names)}
+    series = {n: [(s, float(i) + s / 1000.0) for s in range(0, 40000, 37)] for i, n in enumerate(names)}
     f = write_tb(tmp_path / "run", series)
     res = read_events(f, block_bytes=1 << 16)
     ref = _event_accumulator(tmp_path / "run")
@@ -304,3 +304,23 @@ def test_reader_result_is_sorted_with_categorical_tags(tmp_path, write_tb):
     assert str(df["step"].dtype) == "int64"
     assert run.inputs["formats"] == {"tensorboard": 1}
     assert run.inputs["points"] == 10
+
+
+def test_random_damage_never_raises(tmp_path, write_tb):
+    f = write_tb(tmp_path / "run", {"loss": [(s, s / 7) for s in range(200)], "val/acc": [(s, 0.5) for s in range(0, 200, 10)]})
+    good = f.read_bytes()
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "bad" / f.name
+    bad.parent.mkdir()
+    for trial in range(60):
+        data = bytearray(good)
+        for _ in range(int(rng.integers(1, 6))):
+            pos = int(rng.integers(0, len(data)))
+            data[pos] = int(rng.integers(0, 256))
+        if trial % 3 == 0:
+            data = data[: int(rng.integers(0, len(data)))]
+        bad.write_bytes(bytes(data))
+        for block in (1 << 20, 257):
+            res = read_events(bad, block_bytes=block)
+            assert len(res) <= 220
+            assert res.corrupt_records >= 0

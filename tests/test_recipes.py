@@ -312,3 +312,11 @@ def test_recorded_effective_lr_is_kept_true_in_resolved_configs():
     assert tree["optimizer"]["scaled_lr"] == pytest.approx(5e-4)
     tree, _ = applied(resolved, "lower-lr")
     assert tree["optimizer"]["scaled_lr"] == pytest.approx(1.5625e-05 * 0.3, rel=1e-2)
+
+
+def test_two_stage_sparse_gives_a_constant_lr_a_decaying_schedule():
+    c = copy.deepcopy(SPARSE)
+    c["schedule"] = {"name": "constant"}
+    tree, _ = applied(c, "two-stage-sparse")
+    assert tree["schedule"]["name"] == "cosine" and tree["schedule"]["warmup_epochs"] == 2
+    assert tree["stages"][1]["overrides"]["schedule.warmup_epochs"] == 0.0

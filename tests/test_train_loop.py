@@ -185,3 +185,15 @@ def test_ema_weights_are_evaluated_and_saved(tmp_path):
     state = ck.load(result.out_dir / "checkpoints" / "last.pt")
     assert set(state["ema"]) == set(state["model"])
     assert not torch.equal(state["ema"]["net.1.weight"], state["model"]["net.1.weight"])
+
+
+def test_init_from_is_a_warm_start_in_a_new_run(tmp_path):
+    first = train(cfg(training={"epochs": 1}), out_dir=tmp_path / "a")
+    weights = ck.load(first.out_dir / "checkpoints" / "last.pt")["model"]
+    torch.save({f"module.{k}": v for k, v in weights.items()}, tmp_path / "plain.pt")  # a DDP-style state dict
+    warm = train(cfg(training={"epochs": 1}, optimizer={"lr": 1e-9}), out_dir=tmp_path / "b", init_from=tmp_path / "plain.pt")
+    assert warm.step == 9 and warm.metrics["val/acc"] == pytest.approx(first.metrics["val/acc"], abs=0.02)
+    cold = train(cfg(training={"epochs": 1}, optimizer={"lr": 1e-9}), out_dir=tmp_path / "c")
+    assert cold.metrics["val/acc"] < warm.metrics["val/acc"] - 0.2
+    with pytest.raises(Exception, match="cannot start the run"):
+        train(cfg(model={"hidden": [4]}), out_dir=tmp_path / "d", init_from=tmp_path / "plain.pt")

@@ -149,6 +149,28 @@ def load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     return state
 
 
+def load_weights(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Model weights from a trainfix checkpoint (its ``model`` entry) or a plain state-dict file,
+    with wrapper prefixes stripped: what ``init_from`` / ``--init-from`` start a model from."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}", "point at an existing .pt file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:
+        state = None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(
+            f"{path}: no model weights readable with weights_only=True",
+            "use a trainfix checkpoint or a file saved with torch.save(model.state_dict(), path)",
+        )
+    return clean_keys(state)
+
+
 class CheckpointManager:
     """Decides which files a save writes: last, epoch_XXX (last k), best, stage copies."""
 

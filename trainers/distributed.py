@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -64,6 +64,15 @@ def all_true(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() == 0.0)
 
 
+def gather(obj: Any, info: DistInfo) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` (every process gets the list); ``[obj]`` alone."""
+    if not info.enabled:
+        return [obj]
+    out: list = [None] * info.world_size
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled and torch.distributed.is_initialized():
         torch.distributed.barrier()
@@ -74,7 +83,8 @@ def shutdown(info: DistInfo) -> None:
         torch.distributed.destroy_process_group()
 
 
-def launch(config: str, nproc: int, out_dir: str, resume: bool, device: str | None, overrides: Sequence[str]) -> None:
+def launch(config: str, nproc: int, out_dir: str, resume: bool, device: str | None, overrides: Sequence[str],
+           init_from: Any = None) -> None:
     """Run the training under torchrun with ``nproc`` processes; raises TrainingError on failure."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "trainfix.trainers.distributed", "--config", str(config), "--out", str(out_dir)]
@@ -82,6 +92,8 @@ def launch(config: str, nproc: int, out_dir: str, resume: bool, device: str | No
         cmd.append("--resume")
     if device:
         cmd += ["--device", device]
+    if init_from is not None:
+        cmd += ["--init-from", str(init_from)]
     cmd += list(overrides)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -100,13 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--init-from", default=None)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
     from trainfix.trainers.loop import train
 
     overrides = list(args.overrides) + ([f"run.device={args.device}"] if args.device else [])
     try:
-        train(args.config, out_dir=args.out, resume=args.resume, overrides=overrides)
+        train(args.config, out_dir=args.out, resume=args.resume, overrides=overrides, init_from=args.init_from)
     except TrainfixError as exc:
         rank = env_info().rank
         sys.stderr.write(f"error (rank {rank}): {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from trainfix import __version__
-from trainfix.errors import InputError, TrainingError, UsageError
+from trainfix.errors import ConfigError, InputError, TrainingError, UsageError
 from trainfix.trainers import checkpoint as ckpt_io
 from trainfix.trainers import distributed
 from trainfix.trainers import logging as tags
@@ -64,6 +64,7 @@ class StageInfo:
     name: str | None = None  # None: a run without stages
     init_from: str | None = None
     previous: str | None = None  # previous stage's name (init_from source)
+    init_path: Path | None = None  # weights to start from (`train(init_from=...)`, first stage only)
     step0: int = 0  # global step when the stage started
     epoch0: int = 0  # global epoch when the stage started
 
@@ -122,10 +123,17 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
     global_batch = tc.batch_size * tc.grad_accum * info.world_size
     base_lr = scaled_lr(cfg.optimizer.lr, cfg.optimizer.lr_scaling, global_batch, cfg.optimizer.reference_batch)
 
-    # --- a stage may start from the previous stage's weights ------------------------------------
-    if stage.init_from and state is None:
-        src = ctx.out / "checkpoints" / f"stage-{stage.previous}-{stage.init_from}.pt"
-        model.load_state_dict(ckpt_io.load(src, map_location=device)["model"])
+    # --- warm start: a stage may start from the previous stage's weights, a run from a checkpoint ---
+    src = stage.init_path or (ctx.out / "checkpoints" / f"stage-{stage.previous}-{stage.init_from}.pt"
+                              if stage.init_from else None)
+    if src is not None and state is None:
+        try:
+            model.load_state_dict(ckpt_io.load_weights(src, map_location=device))
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"cannot start {stage.name or 'the run'} from {src}: {str(exc).splitlines()[0]}",
+                "the weights must match the model the config builds (same architecture)",
+            ) from None
 
     optimizer = build_optimizer(cfg.optimizer, model, loss_fn, base_lr)
     params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -161,9 +169,13 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
     if cfg.run.compile:
         fwd = torch.compile(fwd)
     if state is not None:
-        ckpt_io.set_rng_state(state["rng"])  # last: building the components above drew random numbers
+        # last: building the components above drew random numbers; each process gets its own state back
+        ranks = state.get("rng_ranks") or []
+        ckpt_io.set_rng_state(ranks[info.rank] if len(ranks) == info.world_size else state["rng"])
 
     def save(epoch: int, batch: int, epoch_end: bool, metric: float | None = None) -> None:
+        """Checkpoint the state that continues at (stage-local) ``epoch``, batch ``batch``."""
+        rng = distributed.gather(ckpt_io.rng_state(), info)  # every process's RNG (a collective under DDP)
         if not ctx.ckpt.enabled:
             return
         logger.flush()
@@ -179,15 +191,16 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
             "loss": ckpt_io.model_state(loss_fn),
             "ema": ckpt_io.model_state(ema.module, cleaners) if ema is not None else {},
             "callbacks": [cb.state_dict() for cb in callbacks],
-            "rng": ckpt_io.rng_state(),
+            "rng": rng[0],
+            "rng_ranks": rng,
             "progress": progress,
             "config": ctx_config_dict(cfg, info, global_batch, base_lr),
             "trainfix_version": __version__,
         }
-        meta = {"epoch": stage.epoch0 + epoch - (0 if not epoch_end else 1), "step": step, "stage": stage.name,
-                "batch_in_epoch": batch, "metrics": last_metrics, "config_hash": config_hash(cfg),
-                "trainfix_version": __version__}
-        ctx.ckpt.save(state_out, meta, epoch_end=epoch_end, epoch=stage.epoch0 + epoch - 1, metric=metric)
+        g_epoch = stage.epoch0 + (epoch - 1 if epoch_end else epoch)  # the epoch these weights belong to
+        meta = {"epoch": g_epoch, "step": step, "stage": stage.name, "batch_in_epoch": batch,
+                "metrics": last_metrics, "config_hash": config_hash(cfg), "trainfix_version": __version__}
+        ctx.ckpt.save(state_out, meta, epoch_end=epoch_end, epoch=g_epoch, metric=metric)
 
     progress_bar = tags.EpochProgress(cfg.logging.progress, enabled=info.is_main)
     every = cfg.logging.every_n_steps
@@ -219,7 +232,7 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_ratio"]
                 log_now = (step + 1) % every == 0
-                step_loss = torch.zeros((), device=device)
+                step_loss = None
                 terms: dict[str, list] = {}
 
             # forward / backward of one micro-batch; DDP syncs gradients on the last one only
@@ -230,7 +243,8 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
                     output = fwd(batch.inputs)
                     out = loss_fn(output, batch)
                 scaler.scale(out.total / group_size).backward()
-            step_loss += out.total.detach().float() / group_size
+            micro = out.total.detach().float() if group_size == 1 else out.total.detach().float() / group_size
+            step_loss = micro if step_loss is None else step_loss + micro
             correct, count = correct_count(output, batch, bundle)
             sums.add_correct(correct, count)
             if log_now:
@@ -250,6 +264,7 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
                 logger.log(step, g_epoch, {tags.TRAIN_LOSS_STEP: step_loss, tags.LR: lr, tags.NONFINITE_SKIPS: skips})
                 if tc.nonfinite_policy == "stop" or skips > tc.max_nonfinite_skips:
                     logger.flush()
+                    progress_bar.stop()
                     raise nonfinite_error(float(step_loss), step, g_epoch, skips, tc, ctx)
                 progress_bar.advance()
                 continue
@@ -307,8 +322,13 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
 
 
 def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
-          overrides: Sequence[str] = ()) -> RunResult:
-    """Train from a config (path, dict or RunConfig) into ``out_dir``; the Python API of ``trainfix train``."""
+          overrides: Sequence[str] = (), init_from: str | Path | None = None) -> RunResult:
+    """Train from a config (path, dict or RunConfig) into ``out_dir``; the Python API of ``trainfix train``.
+
+    ``resume`` continues the run in ``out_dir`` exactly where its ``checkpoints/last.pt`` left it.
+    ``init_from`` (a checkpoint or state-dict file) is a warm start instead: a NEW run whose model
+    starts from those weights, with fresh optimizer, schedule and step count.
+    """
     cfg = as_config(config, tuple(overrides))
     info0 = distributed.env_info()
     device = pick_device(cfg.run.device, info0.local_rank)
@@ -353,7 +373,8 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
                 step, epoch = progress["stage_step0"], progress["stage_epoch0"]
             scfg = stage_config(cfg, st) if st is not None else cfg
             stage = StageInfo(index=index, name=st.name if st else None, init_from=st.init_from if st else None,
-                              previous=stages[index - 1].name if index > 0 and st else None, step0=step, epoch0=epoch)
+                              previous=stages[index - 1].name if index > 0 and st else None, step0=step, epoch0=epoch,
+                              init_path=Path(init_from) if init_from is not None and index == 0 else None)
             if not resuming:
                 ctx.ckpt.best = None
             metrics, step, epoch = run_stage(scfg, ctx, stage, state if resuming else None)

@@ -45,7 +45,7 @@ class AccuracyCollapse(Detector):
     interval is below 0), and the final level (median of the last 3 points) has lost at least
     ``min_loss`` of the way from chance to the peak and at least ``noise_units`` times the metric's
     noise.  Chance is ``1 / classes`` for accuracy when the number of classes is known (config
-    ``num_classes``-style keys or per-class tags); otherwise 0.
+    ``num_classes``-style keys or per-class tags), 0.5 for an AUC, otherwise 0.
 
     Why it matters
     --------------
@@ -122,7 +122,11 @@ class AccuracyCollapse(Detector):
         unit = metric_unit(y)
         classes, class_source = number_of_classes(run)
         is_acc = run.roles.tag(VAL_ACC) == s.tag or "acc" in s.tag.lower()
-        chance = (unit / classes) if (classes and is_acc) else 0.0
+        is_auc = "auc" in s.tag.lower()
+        if is_auc:
+            chance, classes, class_source = 0.5 * unit, None, "AUC of a random ranking"
+        else:
+            chance = (unit / classes) if (classes and is_acc) else 0.0
         peak = float(sm[i_peak])
         end = float(np.median(y[-3:]))
         noise = signals.noise_scale(y)

@@ -103,7 +103,7 @@ class AccuracyOscillation(Detector):
     a known direction), decomposed into zigzag legs (``signals.reversals``): monotone moves of at least
     ``min_swing`` of the metric's scale (0.15 = 15 points of accuracy) and at least ``noise_units``
     times its robust noise, capped at ``max_swing``.  Legs that end in the first ``ignore_first`` of
-    the evaluations, or before the metric (smoothed) first comes within 20% of its best level, are
+    the evaluations, or before the metric (smoothed) first gets 60% of the way from its worst to its best level, are
     ignored (early training is rough while the metric climbs).  It fires when the
     remaining legs change direction at least ``min_reversals`` times and at least one goes the bad
     way (a drop for accuracy, AUC, F1; a rise for a metric that is minimised).  A steady rise, a single
@@ -143,7 +143,7 @@ class AccuracyOscillation(Detector):
     min_swing
         Smallest leg that counts, as a share of the metric's scale (0.15).
     noise_units
-        Smallest leg that counts, in units of the metric's robust noise (4).
+        Smallest leg that counts, in units of the metric's robust noise (5).
     max_swing
         Cap on the noise-based threshold, as a share of the scale (0.3): an oscillation inflates the
         point-to-point noise estimate itself, and must not hide behind it.
@@ -164,7 +164,7 @@ class AccuracyOscillation(Detector):
     @dataclass
     class Params:
         min_swing: float = 0.15
-        noise_units: float = 4.0
+        noise_units: float = 5.0
         max_swing: float = 0.3
         min_reversals: int = 2
         ignore_first: float = 0.25
@@ -236,11 +236,11 @@ class AccuracyOscillation(Detector):
         all_legs = signals.reversals(y, threshold)
         # the first part of training is often rough while the metric climbs; an oscillation is a
         # failure to settle, so only legs that end after ``ignore_first`` of the evaluations and
-        # after the (smoothed) metric first came within 20% of its best level count
+        # after the (smoothed) metric first got 60% of the way to its best level count
         sm = signals.smooth(y, 3)
         lo, hi = float(np.nanmin(sm)), float(np.nanmax(sm))
-        reached = np.flatnonzero(sm >= lo + 0.8 * (hi - lo)) if direction == "max" else \
-            np.flatnonzero(sm <= hi - 0.8 * (hi - lo))
+        reached = np.flatnonzero(sm >= lo + 0.6 * (hi - lo)) if direction == "max" else \
+            np.flatnonzero(sm <= hi - 0.6 * (hi - lo))
         settled = int(reached[0]) if reached.size else 0
         start = max(params.ignore_first * (len(y) - 1), settled)
         legs = [leg for leg in all_legs if leg[1] > start]

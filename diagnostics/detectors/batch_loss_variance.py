@@ -81,7 +81,7 @@ class BatchLossVariance(Detector):
     Fix
     ---
     ``mil-soft-selection`` when the run is MIL with hard selection (soft, temperature-annealed
-    selection); ``label-smoothing``; ``grad-clip`` when clipping is off.
+    selection); ``label-smoothing`` when none is configured; ``grad-clip`` when clipping is off.
 
     False positives
     ---------------
@@ -170,7 +170,10 @@ class BatchLossVariance(Detector):
             return
         config = run.config or {}
         mil = mil_evident(run)
-        fixes = (["mil-soft-selection"] if mil else []) + ["label-smoothing"]
+        smoothing = knobs.lookup_float(config, "label_smoothing")
+        fixes = (["mil-soft-selection"] if mil else [])
+        if not (smoothing is not None and smoothing > 0):
+            fixes.append("label-smoothing")
         if not has_grad_clip(config):
             fixes.append("grad-clip")
         first_step, last_step = late[0][0], late[-1][1]

@@ -11,7 +11,13 @@ import numpy as np
 from trainfix.diagnostics import knobs, signals
 from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
-from trainfix.diagnostics.roles_vocab import CLASS_METRICS, TASK_LOSSES, UW_LOG_VARS, UW_WEIGHTS
+from trainfix.diagnostics.roles_vocab import (
+    CLASS_METRICS,
+    SPARSITY_ACTIVE_FRACTION,
+    TASK_LOSSES,
+    UW_LOG_VARS,
+    UW_WEIGHTS,
+)
 
 #: config / inputs keys that hold per-class training counts (the trainer records ``class_counts``)
 COUNT_KEYS = ("class_counts", "train_class_counts", "class_count", "samples_per_class", "class_sizes")
@@ -59,6 +65,21 @@ def _is_on(value: Any) -> bool:
     return s not in ("", "none", "null", "uniform", "false", "no", "off", "0")
 
 
+def _aggressive_sparse(run: Any, config: dict) -> float | None:
+    """The active fraction when sparse training runs from the first epoch at <= 30%, else None."""
+    from trainfix.diagnostics.detectors.sparse_from_start import first_stage_sparse
+
+    logged = run.role(SPARSITY_ACTIVE_FRACTION)
+    if logged is not None and len(logged.finite()):
+        first = float(logged.finite().values[0])
+        first = first / 100.0 if first > 1.0 else first
+        return first if first <= 0.3 else None
+    enabled, frac, start, _ = first_stage_sparse(config)
+    if enabled and frac is not None and frac <= 0.3 and (start or 0.0) <= 1.0:
+        return frac
+    return None
+
+
 class ClassDisparity(Detector):
     """Per-class accuracy or recall spreads far apart at the end of training.
 
@@ -91,7 +112,10 @@ class ClassDisparity(Detector):
     Fix
     ---
     ``class-balance``: class-weighted loss and a balanced sampler.  When the config already balances
-    both, no recipe applies and the message says so (the disparity is then about capacity or data).
+    both, or the recorded training counts are balanced (within ``balanced_ratio``), no recipe applies
+    and the message says so (the disparity is then about capacity, data or training stability).  When sparse
+    training keeps at most 30% of the weights from the first epoch (the seed's 10%), ``two-stage-
+    sparse`` is recommended too, first unless the classes are known to be imbalanced.
 
     False positives
     ---------------
@@ -113,6 +137,8 @@ class ClassDisparity(Detector):
         median against the median of the ``last_evals`` before) is still learning: quiet (0.05).
     min_evals
         Evaluations per class needed (5).
+    balanced_ratio
+        Training counts within this max/min ratio are balanced: then no class-balance fix (1.5).
     """
 
     name = "class-disparity"
@@ -126,6 +152,7 @@ class ClassDisparity(Detector):
         last_evals: int = 3
         noise_k: float = 2.5
         max_recent_gain: float = 0.05
+        balanced_ratio: float = 1.5
         min_evals: int = 5
 
     def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
@@ -209,11 +236,24 @@ class ClassDisparity(Detector):
             evidence["count_ratio"] = ratio
             if ratio:
                 msg += f"; training counts range {min(positive):g}..{max(positive):g} ({signals.fmt(ratio, 3)}x)"
+        ratio = evidence.get("count_ratio")
         if balanced_loss and balanced_sampler:
             fixes: list[str] = []
             msg += "; the config already balances the loss and the sampler, so look at capacity and data"
+        elif ratio is not None and ratio < params.balanced_ratio:
+            fixes = []
+            msg += (f"; the training classes are balanced ({signals.fmt(ratio, 3)}x), so the gap is not from "
+                    f"class frequency: look at capacity, the data and training stability")
         else:
             fixes = ["class-balance"]
+        # seed 004: aggressive sparse training from the start costs the fine distinctions first
+        sparse = _aggressive_sparse(run, config)
+        if sparse is not None:
+            evidence["sparse_active_fraction"] = sparse
+            msg += (f"; sparse training keeps {signals.pct(sparse)} of the weights from the start, which "
+                    f"removes the fine-grained features the weaker classes need")
+            fixes = fixes + ["two-stage-sparse"] if fixes and ratio is not None and ratio >= params.balanced_ratio \
+                else ["two-stage-sparse"] + fixes
         tags = sorted(classes[k].tag for k in classes)
         steps = (min(float(s.steps[0]) for s in classes.values()), max(float(s.steps[-1]) for s in classes.values()))
         confidence = min(0.95, 0.6 + (spread - params.max_spread))

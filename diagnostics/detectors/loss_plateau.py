@@ -59,8 +59,9 @@ class LossPlateau(Detector):
     of the run, the loss plateaued from the start.  The check is about the *start* of training: a run that
     learned and then converged is not a plateau, however flat its second half.  A validation metric
     (else the training accuracy) that clearly improves vetoes the finding: the model is learning.
-    When the loss moved over the stuck stretch by ``corroborate_above`` (5%) or more, just not beyond
-    its noise, the noise is too large to tell a plateau from a fine-tune that starts at its optimum:
+    When the loss moved over the stuck stretch by ``corroborate_above`` (5%) or more, or by 2% and
+    twice its noise, just not by ``noise_units`` noise (and to stay), the evidence is too weak to
+    tell a plateau from a fine-tune that starts at its optimum:
     a metric that stays flat or gets worse, or an lr far outside the optimizer's range, must confirm
     it.
 
@@ -101,8 +102,8 @@ class LossPlateau(Detector):
     stretch
         Share of the run the loss must stay stuck from the start (0.5).
     corroborate_above
-        When the loss moved over the stuck stretch by at least this share (0.05), a flat metric or
-        an lr far out of range must confirm the plateau.
+        When the loss moved over the stuck stretch by at least this share (0.05), or by 40% of it
+        and twice its noise, a flat metric or an lr far out of range must confirm the plateau.
     min_points
         Points of the training-loss curve needed (10).
     """
@@ -155,7 +156,9 @@ class LossPlateau(Detector):
         stretch_best = float(np.nanmin(sm if first_move is None else sm[:first_move]))
         stretch_drop = start - stretch_best
         judgement, lr, lr_source = lr_judgement(run)
-        noisy = stretch_drop >= params.corroborate_above * abs(start)
+        rel = stretch_drop / abs(start) if start else 0.0
+        noisy = rel >= params.corroborate_above or (rel >= 0.4 * params.corroborate_above
+                                                    and stretch_drop >= 2 * noise)
         confirmed = (gain is not None and gain["flat_or_worse"]) or judgement in ("tiny", "large")
         if noisy and not confirmed:
             # the loss moved by several percent, only not beyond its (large) noise: a noisy

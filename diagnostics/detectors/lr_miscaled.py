@@ -75,7 +75,8 @@ class LrMiscaled(Detector):
     typical range of the optimizer (Adam/AdamW ``adam_range`` 1e-4..3e-3, SGD ``sgd_range``
     1e-2..0.5) and either
 
-    * a batch-scaling rule in the config shrank the base lr by ``min_rule_shrink`` (8x) or more: a
+    * a batch-scaling rule in the config shrank the base lr by ``min_rule_shrink`` (8x) or more (for
+      SGD, whose own rule is linear, the result must also be ``far_factor`` below the range): a
       linear ``lr x global_batch / reference`` rule applied at a tiny global batch (5e-4 x 16 / 512 =
       1.5625e-05), the global batch being ``batch_size x grad_accum x world_size``; the rule is read
       from ``optimizer.lr_scaling``/``reference_batch`` or inferred from a recorded ``scaled_lr``; or
@@ -107,9 +108,11 @@ class LrMiscaled(Detector):
 
     Fix
     ---
-    Too low: ``lr-sqrt-scaling`` when a scaling rule is at fault, plus ``lr-warmup`` when the run has
-    no warmup (a larger lr needs one).  Too high: ``lower-lr`` (plus ``lr-warmup`` without warmup).
-    When the base lr itself is off, no recipe applies; the message gives the typical range.
+    Too low: ``lr-sqrt-scaling`` (with a scaling rule at fault it switches the rule to the square
+    root referenced to the run's global batch; without one it sets the lr to the evidence's
+    ``expected_lr``, the geometric middle of the optimizer's range), plus ``lr-warmup`` when the run
+    has no warmup (a larger lr needs one).  Too high: ``lower-lr`` toward the top of the range (plus
+    ``lr-warmup`` without warmup).
 
     False positives
     ---------------
@@ -205,6 +208,10 @@ class LrMiscaled(Detector):
 
         shrink = cfg.get("rule_shrink")
         rule_evidence = shrink is not None and shrink >= params.min_rule_shrink
+        if family == "sgd":
+            # linear scaling is SGD's own rule (Goyal et al. 2017): only a result far below the
+            # range counts against it
+            rule_evidence = rule_evidence and eff < lo / params.far_factor
         flat = bool(loss.get("flat"))
         too_low = eff < lo and (
             rule_evidence
@@ -373,18 +380,23 @@ class LrMiscaled(Detector):
                     f"{loss['early_points']} points (noise {signals.fmt(loss['early_noise'])})")
         if verdict == "starving":
             msg += "; checkpoint update ratios say the weights barely move"
-        fixes: list[str] = []
-        if rule_evidence:
-            fixes.append("lr-sqrt-scaling")
+        # the lr to aim for: with a scaling rule at fault, the base lr itself (it holds at the batch
+        # the run uses: the sqrt rule referenced to the run's global batch); else the middle of the
+        # optimizer's typical range (geometric), or its low end when the optimizer is unknown
+        if rule_evidence and cfg.get("base_lr"):
+            expected = float(cfg["base_lr"])
             if cfg.get("sqrt_rule_lr"):
-                msg += f"; square-root scaling gives {signals.fmt(cfg['sqrt_rule_lr'])}"
+                msg += (f"; square-root scaling gives {_g(expected)} referenced to the run's own global "
+                        f"batch ({_g(cfg['sqrt_rule_lr'])} from the rule's reference batch)")
         else:
-            msg += f"; raise the lr toward {_g(lo)}..{_g(hi)}"
-        if not warmup and fixes:
+            expected = math.sqrt(lo * hi) if family in ("adam", "sgd") else lo
+            msg += f"; raise the lr toward {_g(expected)} (typical {_g(lo)}..{_g(hi)})"
+        fixes = ["lr-sqrt-scaling"]
+        if not warmup:
             fixes.append("lr-warmup")
         severity = Severity.ERROR if (rule_evidence and loss.get("flat")) else Severity.WARNING
         confidence = 0.9 if (rule_evidence and loss.get("flat")) else 0.75
-        evidence = dict(evidence, direction="too_low")
+        evidence = dict(evidence, direction="too_low", expected_lr=expected)
         return self.finding(msg, severity=severity, evidence=evidence, steps=steps, tags=tags, fixes=fixes,
                             confidence=confidence)
 
@@ -402,5 +414,5 @@ class LrMiscaled(Detector):
         msg = (f"effective lr {_g(eff)} is {signals.fmt(eff / hi, 2)}x above the typical {fam} range "
                f"{_g(lo)}..{_g(hi)} and the run shows it: " + "; ".join(harm))
         fixes = ["lower-lr"] + ([] if warmup else ["lr-warmup"])
-        evidence = dict(evidence, direction="too_high")
+        evidence = dict(evidence, direction="too_high", expected_lr=hi)
         return self.finding(msg, evidence=evidence, steps=steps, tags=tags, fixes=fixes, confidence=0.8)

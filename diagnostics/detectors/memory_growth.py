@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from trainfix.diagnostics import signals
+from trainfix.diagnostics import knobs, signals
 from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import MEMORY
@@ -66,7 +66,7 @@ class MemoryGrowth(Detector):
     third of the rest: the median of each third exceeds the previous one by more than ``noise_k``
     noise units; the Theil-Sen slope's 95% interval lies above zero; Mann-Kendall's tau is at least
     ``min_tau``; and the total growth exceeds ``min_growth`` (5%) of the starting level and
-    ``min_growth_mb`` (16 MB).  When the device's total memory is known (``device_total_mb`` in the
+    ``min_growth_mb`` (32 MB).  When the device's total memory is known (``device_total_mb`` in the
     config or the run's inputs) the step at which the trend reaches it is extrapolated.
 
     Why it matters
@@ -80,7 +80,9 @@ class MemoryGrowth(Detector):
     --------
     Start and end levels of the analysed part, the growth in MB and relative, the Theil-Sen slope per
     1000 steps with its interval, tau, the thirds' medians, the noise scale, and when the total is
-    known, the extrapolated step of exhaustion (and steps left from the last point).
+    known, the extrapolated step of exhaustion (and steps left from the last point), with its epoch
+    when an ``epoch`` tag is logged.  The finding is an error when that epoch comes before the
+    config's planned ``epochs`` end (the run will crash), else a warning.
 
     Fix
     ---
@@ -105,7 +107,7 @@ class MemoryGrowth(Detector):
     min_growth
         Smallest total growth relative to the starting level (0.05).
     min_growth_mb
-        Smallest total growth in MB (16).
+        Smallest total growth in MB (32; a CPU process's RSS settles by tens of MB early on).
     min_points
         Memory points needed (9).
     """
@@ -121,7 +123,7 @@ class MemoryGrowth(Detector):
         noise_k: float = 2.0
         min_tau: float = 0.5
         min_growth: float = 0.05
-        min_growth_mb: float = 16.0
+        min_growth_mb: float = 32.0
         min_points: int = 9
 
     def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
@@ -152,6 +154,7 @@ class MemoryGrowth(Detector):
             return
 
         per_1000 = trend.slope * 1000.0
+        severity = self.severity
         total, total_from = device_total_mb(run.config or {}, getattr(run, "inputs", {}) or {})
         last_step, last_value = float(x[-1]), float(y[-1])
         msg = (f"{s.tag} grows steadily from {_mb(start)} to {_mb(end)} MB "
@@ -180,11 +183,16 @@ class MemoryGrowth(Detector):
             if epoch_at is not None:
                 evidence["exhausted_at_epoch"] = epoch_at
                 msg += f" (epoch {epoch_at:.0f})"
+                planned = knobs.lookup_float(run.config or {}, "epochs")
+                if planned and epoch_at <= planned:
+                    evidence["planned_epochs"] = planned
+                    severity = Severity.ERROR
+                    msg += f", before the planned {planned:g} epochs end"
             if last_value >= total:
                 msg += " (already there)"
         else:
             msg += "; the device total is not recorded, so no out-of-memory step can be extrapolated"
         msg += ("; no config change fixes this: look for tensors kept across steps (a loss summed "
                 "without .item(), outputs appended to a list, per-sample caches on the device)")
-        yield self.finding(msg, evidence=evidence, steps=(float(x[0]), last_step), tags=[s.tag], fixes=[],
+        yield self.finding(msg, severity=severity, evidence=evidence, steps=(float(x[0]), last_step), tags=[s.tag], fixes=[],
                            confidence=0.9 if tau > 0.8 else 0.75)

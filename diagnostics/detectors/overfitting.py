@@ -115,7 +115,8 @@ class Overfitting(Detector):
         min_step = float(val.steps[i_min])
         # training loss over the same stretch, at the validation steps
         t_at_min = float(np.interp(min_step, train.steps, train.values))
-        t_end = float(np.median(train.values[train.steps >= val.steps[-max(2, int(round(0.2 * n)))]]))
+        late_train = train.values[train.steps >= val.steps[-max(2, int(round(0.2 * n)))]]
+        t_end = float(np.median(late_train)) if late_train.size else float(train.values[-1])
         t_noise = signals.noise_scale(train.values)
         t_noise = t_noise if np.isfinite(t_noise) else 0.0
         if t_end - t_at_min > max(2 * t_noise, 0.05 * abs(t_at_min)):

@@ -187,6 +187,12 @@ class SparseFromStart(Detector):
                 return
             if enabled is False or frac is None:
                 return
+            if enabled is None:
+                # no on/off switch found: only a sparse-training-specific key counts (a bare
+                # ``density`` elsewhere in a config says nothing about pruning)
+                hits = knobs.locate(config, "active_fraction")
+                if not hits or str(hits[0][0][-1]).lower() == "density":
+                    return
             start = 0.0 if start is None else start
             evidence.update({"source": where_cfg, "active_fraction": frac, "start_epoch": start})
             if not (frac <= params.max_active_fraction and start <= params.max_start_epoch):

@@ -94,19 +94,25 @@ class SparsityGradientVanishing(Detector):
     What it detects
     ---------------
     A regulariser or auxiliary loss term (sparsity, consistency, entropy, confidence: any logged
-    ``loss/<term>`` other than the main classification/task term, and other than the per-task terms of
-    a multi-task loss, whose keys name a task) whose weighted value is a negligible
-    share of the total loss (below ``max_share``, 1% by default) **and** that does not trend down beyond
-    its own noise: its Theil-Sen slope interval does not lie below zero, or the fall it implies over the
+    ``loss/<term>`` other than the main classification/task term and other than the per-task terms
+    of a multi-task loss, whose keys name a task) whose weighted value is a negligible share of the
+    total loss (below ``max_share``, 1% by default) **and** that does not trend down beyond its own
+    noise: its Theil-Sen slope interval does not lie below zero, or the fall it implies over the
     analysed steps is smaller than ``min_drop`` of its level or than ``noise_k`` noise units; and its
     last points are not more than ``2 x min_drop`` below its first (a fast early fall counts too).
 
-    The share is the median of ``|weighted term|`` over the median of ``|total loss|`` (the
-    ``train/loss`` role, else the sum of the logged terms); it must stay negligible at every one of
-    the first 10% of the points too, so a term that mattered early and was minimised since (an RPN
-    objectness loss that drops from 0.78 to 0.001 in the first 20 steps) is not reported.  When only the raw term is logged, the
-    weighted value is rebuilt from the config as ``raw x weight / scale`` (knobs ``sparsity_weight``,
-    ``sparsity_scale``, ``consistency_weight``, ``entropy_weight``, ``confidence_weight``).
+    The share is the median, over the term's points, of ``|weighted term|`` over ``|total loss|``
+    (the ``train/loss`` or ``train/loss_step`` role interpolated to the term's steps, else the sum of
+    the logged terms).  A term that is exactly 0 at first (a consistency memory still empty) is
+    judged from the step it becomes non-zero.  The share must stay negligible at every one of the
+    first 10% of the points too, so a term that mattered early and was minimised since (an RPN
+    objectness loss that drops from 0.78 to 0.001 in the first 20 steps) is not reported.  When the
+    raw term is logged, its own share (times the configured divisor, which the raw value may already
+    include) must be at least ``max_share``: it is the weight and divisor that make the term vanish,
+    not a raw value that is itself ~0 (a satisfied regulariser).  When
+    only the raw term is logged, the weighted value is rebuilt from the config as
+    ``raw x weight / scale`` (knobs ``sparsity_weight``, ``sparsity_scale``, ``consistency_weight``,
+    ``entropy_weight``, ``confidence_weight``).
 
     Why it matters
     --------------
@@ -247,6 +253,21 @@ class SparsityGradientVanishing(Detector):
         if not share_head < params.max_share:
             return None
 
+        # with the raw term logged: it must be the weight (x 1/scale) that makes the term small; a
+        # raw term that is itself ~0 next to the total is a satisfied regulariser, not a starved one
+        raw_share = None
+        if r_series is not None and len(r_series) and (weight is not None or w_how == "logged"):
+            r_keep = r_series.steps >= on_step
+            r_denom = np.abs(np.interp(r_series.steps[r_keep], total.steps, total.values)) if total is not None else None
+            if r_denom is not None and (r_denom > 0).any():
+                # a configured divisor may already be inside the logged raw value (trainfix logs the
+                # term after ``/ sparsity_scale``): undo it, the divisor is part of what starves it
+                unscale = scale if (scale and scale > 0) else 1.0
+                raw_share = float(np.median(np.abs(r_series.values[r_keep][r_denom > 0]) * unscale
+                                            / r_denom[r_denom > 0]))
+                if not raw_share >= params.max_share:
+                    return None
+
         trend = signals.theil_sen(t_steps, t_vals)
         span = float(t_steps[-1] - t_steps[0])
         level = abs(signals.robust_level(t_vals))
@@ -285,6 +306,7 @@ class SparsityGradientVanishing(Detector):
             "term": key,
             "share_of_total": share,
             "max_share_first_points": share_head,
+            "raw_share_of_total": raw_share,
             "max_share": params.max_share,
             "weighted_from": w_how,
             "total_from": total_tag,

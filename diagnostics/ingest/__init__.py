@@ -40,8 +40,13 @@ def _read_tensorboard(files: list[Path], root: Path, verify_payload_crc: bool = 
     from trainfix.diagnostics.ingest.tensorboard import read_events
 
     tables = []
+    skipped = []
     for path in sorted(files, key=lambda p: (p.parent.as_posix(), p.name)):
-        ev = read_events(path, verify_payload_crc=verify_payload_crc)
+        try:
+            ev = read_events(path, verify_payload_crc=verify_payload_crc)
+        except OSError as exc:
+            skipped.append({"path": _rel(path, root), "reason": f"tensorboard not read: {exc.strerror or exc}"})
+            continue
         stream = _rel(path.parent, root) if path.parent != root else "."
         tables.append(
             Table(_rel(path, root), "tensorboard", f"tensorboard:{stream}", ev.tags, ev.codes, ev.steps, ev.values,
@@ -59,7 +64,7 @@ def _read_tensorboard(files: list[Path], root: Path, verify_payload_crc: bool = 
             folder = t.stream.split(":", 1)[1]
             if folder != ".":
                 t.tags = [f"{folder}/{tag}" if tag in shared else tag for tag in t.tags]
-    return tables
+    return tables, skipped
 
 
 def _read_one(path: Path, fmt: str, root: Path) -> tuple[list, dict]:
@@ -129,10 +134,9 @@ def read_run(
     extra_config: dict = {}
     tb_files = [f for f, fmt in found.logs if fmt == "tensorboard"]
     if tb_files:
-        try:
-            tables.extend(_read_tensorboard(tb_files, root))
-        except OSError as exc:  # pragma: no cover - permission races
-            skipped.append({"path": str(tb_files[0].parent), "reason": f"not readable: {exc}"})
+        tb_tables, tb_skipped = _read_tensorboard(tb_files, root)
+        tables.extend(tb_tables)
+        skipped.extend(tb_skipped)
     mlflow_runs: set[Path] = set()
     for f, fmt in found.logs:
         if fmt == "tensorboard":

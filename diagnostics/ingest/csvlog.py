@@ -27,9 +27,9 @@ def read_csv(path: Path, source: str) -> Table:
         dtype=str,
         keep_default_na=False,
         skipinitialspace=True,
+        encoding="utf-8-sig",  # Excel and some loggers start with a byte-order mark
         encoding_errors="replace",
         on_bad_lines="skip",
-        engine="python" if path.stat().st_size < 1 << 16 else "c",
     )
     frame.columns = [str(c).strip() for c in frame.columns]
     lower = {c.lower(): c for c in frame.columns}

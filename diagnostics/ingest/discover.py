@@ -94,7 +94,7 @@ def _looks_jsonl(head: bytes) -> bool:
 
 
 def _looks_csv(head: bytes) -> bool:
-    lines = head.decode("utf-8", "replace").splitlines()
+    lines = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()
     if len(lines) < 2:
         return False
     header = [c.strip().lower() for c in lines[0].split(",")]
@@ -139,6 +139,19 @@ def classify(path: Path) -> str | None:
     return None
 
 
+def _sniff_named_file(path: Path) -> str | None:
+    """A file the user named explicitly but whose name says nothing (``run.stdout``): judge it by
+    its first bytes; text that is not binary is read as a stdout log."""
+    head = _head(path)
+    if _looks_jsonl(head):
+        return "jsonl"
+    if _looks_csv(head):
+        return "csv"
+    if head and b"\x00" not in head:
+        return "text"
+    return None
+
+
 def _skip_dir(name: str) -> bool:
     return name in SKIP_DIRS or (name.startswith(".") and name not in (".",))
 
@@ -167,6 +180,8 @@ def scan(root: Path) -> Inputs:
                 files.append(Path(dirpath) / f)
     for path in files:
         kind = classify(path)
+        if kind is None and path == root:
+            kind = _sniff_named_file(path)
         if kind is None:
             continue
         if not os.access(path, os.R_OK):

@@ -5,7 +5,8 @@ What it changes
 Adds ``stages``: ``dense`` for about 75% of the epochs with sparse training off, then ``sparse``
 for the rest, starting from the dense stage's best checkpoint (``init_from: best``) with 25% of
 the weights active, re-masked as before, at 0.1x the lr and without warmup.  The top-level
-``sparse.enabled`` is switched off so the base config is dense.  Foreign configs cannot express
+``sparse.enabled`` is switched off so the base config is dense.  A ``constant`` lr schedule
+becomes ``cosine`` with a short warmup (the seed's OneCycle -> cosine).  Foreign configs cannot express
 stages: advice with the same plan in numbers.
 
 When to use
@@ -44,6 +45,7 @@ Example diff
 from __future__ import annotations
 
 from trainfix.fixes.base import Recipe, sig
+from trainfix.fixes.recipes.lr_warmup import add_warmup
 
 DENSE_SHARE = 0.75
 ACTIVE = 0.25
@@ -85,6 +87,10 @@ class TwoStageSparse(Recipe):
             dense, rest = split_epochs(epochs)
             stage_lr = sig(lr * LR_FACTOR)
             b.set_path(("sparse", "enabled"), False, "the base config trains dense")
+            if str(b.section("schedule").get("name", "constant")) == "constant":
+                b.set_path(("schedule", "name"), "cosine",
+                           "the seed recipe's decaying lr: a constant lr keeps knocking the dense model about")
+                add_warmup(b)
             b.set_path(("stages",), [
                 {"name": "dense", "epochs": dense, "overrides": {"sparse.enabled": False}},
                 {"name": "sparse", "epochs": rest, "init_from": "best",
