@@ -8,7 +8,8 @@ for each seed, and healthy runs of 25 shapes (fast and slow convergence, noisy s
 step/cosine/one-cycle schedules, warmup, warm restarts, fine-tunes near their optimum, noisy LM
 fine-tunes without a metric, percentage accuracies over 100 classes, per-step-only logs, near-zero
 losses, isolated loss spikes, a wild early validation loss, early-training dips in detection
-metrics, tiny validation sets, multi-task, attention, two-stage sparse, MIL with soft selection).  Each run is diagnosed by ``trainfix.diagnostics.engine.diagnose``
+metrics, tiny validation sets, multi-task, attention, two-stage sparse, MIL with soft selection).
+Each run is diagnosed by ``trainfix.diagnostics.engine.diagnose``
 (all detectors, default thresholds).  A finding counts when its severity is warning or error.
 
 Printed figures:
@@ -141,15 +142,18 @@ def _write(run: Any, directory: Path, fmt_name: str) -> None:
 
     df = run.scalars
     (directory / "config.yaml").write_text(yaml.safe_dump(run.config, sort_keys=False))
-    if fmt_name == "csv":  # wide table, one row per step (the Lightning/Keras shape)
-        wide = df.pivot_table(index="step", columns="tag", values="value", aggfunc="last", dropna=False)
+    if fmt_name == "csv":  # wide table, one row per step (the Lightning shape): empty = not logged,
+        # "nan"/"inf" = logged non-finite
+        text = df.assign(text=[repr(float(v)) for v in df["value"]])
+        wide = text.pivot(index="step", columns="tag", values="text").fillna("")
+        wide.index = wide.index.astype(int)
         wide.reset_index().to_csv(directory / "metrics.csv", index=False)
-    elif fmt_name == "jsonl":  # trainfix's own metrics.jsonl: one record per step
+    elif fmt_name == "jsonl":  # trainfix's own metrics.jsonl: one record per step, NaN/Infinity kept
         with open(directory / "metrics.jsonl", "w") as fh:
             for step, rows in df.groupby("step", sort=True):
                 rec = {"step": int(step)}
-                rec.update({t: (None if v != v else float(v)) for t, v in zip(rows["tag"], rows["value"])})
-                fh.write(json.dumps(rec) + "\n")
+                rec.update({t: float(v) for t, v in zip(rows["tag"], rows["value"])})
+                fh.write(json.dumps(rec, allow_nan=True) + "\n")
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         from torch.utils.tensorboard import SummaryWriter

@@ -8,7 +8,7 @@ is computed (NaN/Inf are evidence for the ``nonfinite-loss`` detector, not noise
 that cannot be computed from too few points is ``nan`` (every comparison with ``nan`` is False, so a
 detector that forgets to check :func:`enough` stays quiet instead of raising).
 
-Only numpy and scipy are used at module level; the run-level helpers at the end read a Run
+Only numpy and scipy are used at module level; the run-level functions at the end read a Run
 duck-typed and import the role names lazily (detectors import this module, not the other way round).
 """
 
@@ -25,7 +25,7 @@ MAD_TO_SIGMA = 1.4826
 THEIL_SEN_MAX_POINTS = 400
 
 
-# --- small helpers ---------------------------------------------------------------------------------
+# --- small utilities --------------------------------------------------------------------------------
 def as_array(values: Any) -> np.ndarray:
     """``values`` as a 1-D float array (a trainfix ``Series`` gives its ``values``; None gives [])."""
     if values is None:
@@ -385,7 +385,7 @@ def pct(fraction: float, digits: int = 3) -> str:
     return f"{fmt(fraction * 100.0, digits)}%"
 
 
-# --- run-level helpers (duck-typed on trainfix.diagnostics.run.Run) ----------------------------------
+# --- run-level functions (duck-typed on trainfix.diagnostics.run.Run) ----------------------------------
 def epoch_boundaries(run: Any) -> np.ndarray | None:
     """Steps that ended an epoch: the steps of the logged ``epoch`` tag, else of the per-epoch
     training loss; None when neither is logged (or fewer than 2 boundaries)."""

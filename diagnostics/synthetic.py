@@ -440,7 +440,8 @@ def _h_attention(rng):
     curves["train/loss_step"] = (sp, ce + 0.1 * raw_sp + 0.1 * raw_co)
     curves["attn/entropy"] = (ep, 3.0 - 1.2 * (1 - np.exp(-4 * fe)) + rng.normal(0, 0.03, ep.size))
     curves["attn/gradcam_energy"] = (ep, 0.3 + 0.2 * (1 - np.exp(-4 * fe)) + rng.normal(0, 0.02, ep.size))
-    curves["attn/consistency"] = (ep, np.clip(0.5 + 0.35 * (1 - np.exp(-4 * fe)) + rng.normal(0, 0.02, ep.size), 0, 1))
+    consistency = 0.5 + 0.35 * (1 - np.exp(-4 * fe)) + rng.normal(0, 0.02, ep.size)
+    curves["attn/consistency"] = (ep, np.clip(consistency, 0, 1))
     cfg = base_config(s, **{"loss.name": "self-corrective-attention", "loss.sparsity_kind": "entropy",
                             "loss.sparsity_weight": 0.1, "loss.sparsity_scale": 1.0,
                             "loss.consistency_weight": 0.1, "model.name": "attention-cnn"})
@@ -459,7 +460,8 @@ def _h_two_stage_sparse(rng):
     curves["val/acc"] = (e, acc - np.where((fe > 0.75) & (fe < 0.8), 0.03, 0.0))
     cfg = base_config(s, **{"sparse.enabled": True, "sparse.active_fraction": 0.25,
                             "sparse.start_epoch": int(0.75 * s.epochs)})
-    cfg["stages"] = [{"name": "dense", "epochs": int(0.75 * s.epochs), "overrides": {"sparse.enabled": False}},
+    cfg["stages"] = [{"name": "dense", "epochs": int(0.75 * s.epochs),
+                      "overrides": {"sparse.enabled": False}},
                      {"name": "sparse", "epochs": s.epochs - int(0.75 * s.epochs), "init_from": "best",
                       "overrides": {"sparse.enabled": True, "sparse.active_fraction": 0.25}}]
     return curves, cfg
@@ -755,7 +757,8 @@ def _p_plateau(rng, strength):
     loss0 = math.log(10)
     lr = {"flat-tiny-lr": 1e-7, "flat-large-lr": 1.0, "creep": 1e-3}[strength]
     s = random_shape(rng, loss0=loss0, loss_inf=loss0 * (0.997 if strength == "creep" else 1.0),
-                     rate=1.0, schedule="constant", lr=lr, acc_max=0.1 + (0.005 if strength == "creep" else 0),
+                     rate=1.0, schedule="constant", lr=lr,
+                     acc_max=0.1 + (0.005 if strength == "creep" else 0),
                      chance=0.1)
     curves = base_curves(s, rng)
     return curves, base_config(s, **({"optimizer.name": "sgd"} if strength == "flat-large-lr" else {}))
@@ -771,7 +774,8 @@ def _p_overfitting(rng, strength):
     f = ep / total
     t = np.clip((f - at) / (1 - at), 0, 1)
     vmin = float(np.interp(at, f, vl))
-    curves["val/loss"] = (ep, np.where(f < at, vl, vmin * (1 + rise * t ** 1.2) * (1 + rng.normal(0, s.val_noise, ep.size))))
+    rising = vmin * (1 + rise * t ** 1.2) * (1 + rng.normal(0, s.val_noise, ep.size))
+    curves["val/loss"] = (ep, np.where(f < at, vl, rising))
     e2, acc = curves["val/acc"]
     curves["val/acc"] = (e2, acc - 0.05 * rise * t)
     return curves, base_config(s)
@@ -829,7 +833,8 @@ def _p_uw_similar(rng, strength):
     ep = Timeline(s).epoch_points
     fe = ep / Timeline(s).total
     for task, lvl in {"cls": 0.5, "seg": 2.0, "depth": 5.0}.items():
-        curves[f"loss/task/{task}"] = (ep, lvl * (0.5 + 0.5 * np.exp(-3 * fe)) * (1 + rng.normal(0, 0.02, ep.size)))
+        task_loss = lvl * (0.5 + 0.5 * np.exp(-3 * fe)) * (1 + rng.normal(0, 0.02, ep.size))
+        curves[f"loss/task/{task}"] = (ep, task_loss)
         w = level + rng.uniform(-jitter, jitter) + rng.normal(0, jitter / 5, ep.size)
         curves[f"uw/weight/{task}"] = (ep, w)
         curves[f"uw/log_var/{task}"] = (ep, -np.log(w))
@@ -845,8 +850,10 @@ def _p_class_disparity(rng, strength):
     ep, acc = curves["val/acc"]
     fe = ep / Timeline(s).total
     ramp = 1 - np.exp(-6 * fe)
-    for name, off in {"tb": 1.0, "normal": 1.0 - spread, "pneumonia": 1.0 - spread, "covid": 1.0 - spread + 0.02}.items():
-        curves[f"val/acc/{name}"] = (ep, np.clip(0.25 + (off - 0.25) * ramp + rng.normal(0, 0.02, ep.size), 0, 1))
+    levels = {"tb": 1.0, "normal": 1.0 - spread, "pneumonia": 1.0 - spread, "covid": 1.0 - spread + 0.02}
+    for name, off in levels.items():
+        per_class = 0.25 + (off - 0.25) * ramp + rng.normal(0, 0.02, ep.size)
+        curves[f"val/acc/{name}"] = (ep, np.clip(per_class, 0, 1))
     return curves, base_config(s, **{"model.num_classes": 4})
 
 
@@ -972,7 +979,8 @@ class LabelledRun:
         return f"{self.label}/{self.kind}/{self.seed}"
 
 
-def corpus(seeds: tuple[int, ...] = (0, 1, 2), healthy_seeds: tuple[int, ...] = (0, 1, 2, 3)) -> list[LabelledRun]:
+def corpus(seeds: tuple[int, ...] = (0, 1, 2),
+           healthy_seeds: tuple[int, ...] = (0, 1, 2, 3)) -> list[LabelledRun]:
     """Every pathology at every strength for each seed, and every healthy kind for each healthy seed
     (25 kinds x 4 seeds = 100 healthy runs by default)."""
     out: list[LabelledRun] = []

@@ -168,3 +168,17 @@ def test_memory_survives_a_state_dict_round_trip():
     fresh = attention.self_corrective_attention(b, consistency_weight=1.0)
     fresh.load_state_dict(loss.state_dict())
     assert torch.equal(fresh.memory, loss.memory) and fresh.seen.tolist() == [True, False, True, False]
+
+
+def test_digits_canvas_places_each_digit_on_a_blank_background():
+    data = attention.digits_canvas(0, canvas_size=16, digit_size=8)
+    x = data.train.inputs
+    assert x.shape[1:] == (1, 16, 16) and data.input_shape == (1, 16, 16)
+    background = float(x.min())
+    blank = (x == background).float().mean(dim=(1, 2, 3))
+    assert float(blank.min()) >= 0.75 - 1e-6  # at least the 192 cells outside the 8x8 digit
+    # positions vary from sample to sample
+    centers = [(img[0] > background).nonzero().float().mean(0) for img in x[:50]]
+    assert torch.stack(centers).std(0).min() > 1.0
+    again = attention.digits_canvas(0, canvas_size=16, digit_size=8)
+    assert torch.equal(again.train.inputs, x)

@@ -446,3 +446,26 @@ def test_synthetic_seed_numbers_are_in_the_seed_strength_runs():
     col = synthetic.pathology("accuracy-collapse", "seed", 0)
     acc = col.series("val/acc").values
     assert 0.14 <= acc.max() <= 0.18 and acc[-3:].mean() < 0.02
+
+
+def test_benchmark_scoring_on_a_small_corpus():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "detector_accuracy.py"
+    spec = importlib.util.spec_from_file_location("detector_accuracy", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    items = [
+        synthetic.LabelledRun(synthetic.healthy("cosine", 0), "healthy", "cosine", 0),
+        synthetic.LabelledRun(synthetic.pathology("overfitting", "strong", 0), "overfitting", "strong", 0,
+                              frozenset({"overfitting"})),
+        synthetic.LabelledRun(synthetic.pathology("nonfinite-loss", "early", 0), "nonfinite-loss", "early", 0,
+                              frozenset({"nonfinite-loss"}), synthetic.PATHOLOGIES["nonfinite-loss"].allowed,
+                              frozenset({"nonfinite-loss"})),
+    ]
+    res = bench.evaluate(items)
+    assert res["healthy_runs"] == 1 and res["healthy_flagged"] == 0
+    assert res["detectors"]["overfitting"]["tp"] == 1
+    assert res["detectors"]["nonfinite-loss"]["early_tp"] == 1
+    assert not res["internal_errors"] and not res["false_positives"]

@@ -815,3 +815,11 @@ def test_class_disparity_points_at_sparse_training_from_the_start():
     del cfg["data"]["train_class_counts"]  # counts unknown: the sparse cause first
     f = fires("class-disparity", class_run(np.random.default_rng(67), {"a": 0.6, "b": 1.0, "c": 0.6}, config=cfg))
     assert f.fixes == ["two-stage-sparse", "class-balance"]
+
+
+def test_lr_quiet_while_a_long_warmup_is_still_ramping():
+    rng = np.random.default_rng(34)
+    steps = np.arange(10, 301, 10, dtype=float)
+    lr = 1e-3 * steps / 3000  # a 3000-step warmup, seen for its first 300 steps
+    quiet("lr-miscaled", make_run({"lr": (steps, lr), "train/loss": (steps, 2.3 * (1 + rng.normal(0, 0.01, steps.size)))},
+                                   {"optimizer": {"name": "adam"}}))

@@ -226,15 +226,18 @@ def test_two_stage_sparse_refuses_dense_runs_and_advises_foreign_ones():
 
 def test_class_balance_uses_one_correction_not_two():
     tree, _ = applied(IMBALANCED, "class-balance")
-    assert tree["data"]["sampler"] == "balanced"
-    assert tree["loss"].get("class_weights") in (None,)
+    assert tree["loss"]["class_weights"] == "balanced"
+    assert tree["data"]["sampler"] == "uniform"  # not both: that corrects twice
     r = make_recipe("class-balance")
-    assert r.plan(tree) is None and "already balanced" in r.reason
-    bags, _ = applied(cfg(data={"name": "digits-bags"}, model={"name": "mil-dual-stream"}, loss={"name": "mil"}),
-                      "class-balance")
-    assert bags["loss"]["class_weights"] == "balanced"  # no sampler for bags: weights instead
+    assert r.plan(tree) is None and "already" in r.reason
+    sampled = copy.deepcopy(IMBALANCED)
+    sampled["data"]["sampler"] = "balanced"
+    r = make_recipe("class-balance")
+    assert r.plan(sampled) is None and "already balanced" in r.reason
     foreign = make_recipe("class-balance").plan({"weighted_sampler": False})
     assert foreign.edits[0].new is True
+    foreign = make_recipe("class-balance").plan({"class_weight": None, "sampler": "uniform"})
+    assert [(".".join(e.path), e.new) for e in foreign.edits] == [("class_weight", "balanced")]
 
 
 # --- the basics ----------------------------------------------------------------------------------

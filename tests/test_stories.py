@@ -40,13 +40,14 @@ def both(name: str, tmp_path: Path, buggy: list[str] = (), fixed: list[str] = ()
 
 
 def test_sparsity_term_is_flat_when_buggy_and_falls_when_fixed(tmp_path):
-    bug, fix = both("sparsity", tmp_path, ["training.epochs=5"], ["training.epochs=5"])
-    assert abs(bug["sparsity term change"]) < 0.01  # the entropy/1000*0.001 term does not move
+    bug, fix = both("sparsity", tmp_path)
+    # entropy / 1000 * 0.001: the term is ~4e-6 of the loss; it drifts only as far as the classifier
+    # alone concentrates the map late in training (less than the 10% a detector calls a fall)
     assert bug["sparsity share of loss"] < 1e-4
-    assert fix["sparsity term change"] < -0.30  # L1 on the un-normalised map falls
-    assert fix["attn/entropy end"] < fix["attn/entropy start"] - 0.2  # and the map concentrates
-    assert abs(bug["attn/entropy end"] - bug["attn/entropy start"]) < 0.1
-    assert fix["val/acc"] > 0.8
+    assert -0.10 < bug["sparsity term change"] < 0.01
+    assert fix["sparsity term change"] < -0.50  # L1 on the un-normalised map falls
+    assert fix["attn/entropy end"] < bug["attn/entropy end"] - 0.5  # and the map really concentrates
+    assert fix["val/acc"] > 0.85
 
 
 def test_linear_lr_scaling_starves_the_uncertainty_weights(tmp_path):

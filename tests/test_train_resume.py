@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+
+from trainfix.trainers import train
 
 CONFIG = """
 run: {name: resume-test, seed: 3, device: cpu}
@@ -20,7 +23,7 @@ model: {name: cnn, width: 8, depth: 2, dropout: 0.3}
 loss: {name: cross-entropy, label_smoothing: 0.05}
 optimizer: {name: adamw, lr: 0.01, weight_decay: 0.0001}
 schedule: {name: cosine, warmup_epochs: 0.5}
-training: {epochs: 3, batch_size: 32, grad_accum: 2, ema_decay: 0.9}
+training: {epochs: 2, batch_size: 32, grad_accum: 2, ema_decay: 0.9}
 logging: {every_n_steps: 3, progress: false}
 checkpoint: {every_n_steps: 4}
 """
@@ -38,35 +41,42 @@ def _records(run: Path) -> list[dict]:
     return rows
 
 
+def _kill_mid_second_epoch(cfg: Path, out: Path, env: dict) -> int:
+    """Start a run in a subprocess, SIGKILL it once it saved a checkpoint inside epoch 1."""
+    proc = subprocess.Popen(_cmd(cfg, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    meta = out / "checkpoints" / "last.json"
+    deadline = time.monotonic() + 240
+    step = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            m = json.loads(meta.read_text()) if meta.exists() else {}
+        except json.JSONDecodeError:
+            m = {}
+        if m.get("epoch") == 1 and m.get("batch_in_epoch", 0) > 0:
+            step = m["step"]
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return step
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(CONFIG)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    subprocess.run(_cmd(cfg, ref), check=True, env=env, capture_output=True)
-
-    proc = subprocess.Popen(_cmd(cfg, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    meta = killed / "checkpoints" / "last.json"
-    deadline = time.monotonic() + 120
-    step = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if meta.exists():
-            try:
-                m = json.loads(meta.read_text())
-            except json.JSONDecodeError:
-                m = {}
-            # second epoch, in the middle: a mid-epoch checkpoint exists
-            if m.get("epoch") == 1 and m.get("batch_in_epoch", 0) > 0:
-                step = m["step"]
-                break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    step = _kill_mid_second_epoch(cfg, killed, {**os.environ, "OMP_NUM_THREADS": "1"})
     assert step > 0, "the run finished or never wrote a mid-epoch checkpoint before it could be killed"
-    assert not (killed / "checkpoints" / "epoch_002.pt").exists()
+    assert not (killed / "checkpoints" / "epoch_001.pt").exists()
 
-    subprocess.run(_cmd(cfg, killed, "--resume"), check=True, env=env, capture_output=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the killed process's float reduction order
+    try:
+        train(cfg, out_dir=killed, resume=True)  # resumed here, from what the killed process saved
+        train(cfg, out_dir=ref)  # the run that never stopped
+    finally:
+        torch.set_num_threads(threads)
     ref_rows, got_rows = _records(ref), _records(killed)
     assert [r["step"] for r in got_rows] == [r["step"] for r in ref_rows]
     assert got_rows == ref_rows

@@ -57,7 +57,7 @@ def model_state(model: torch.nn.Module, cleaners: Iterable[Callable[[dict], dict
     state = clean_keys(model.state_dict())
     for clean in cleaners:
         state = clean(state)
-    return {k: v.detach().clone() if torch.is_tensor(v) else v for k, v in state.items()}
+    return {k: v.detach() if torch.is_tensor(v) else v for k, v in state.items()}
 
 
 _UMASK = os.umask(0o022)
@@ -121,9 +121,19 @@ def save(path: str | os.PathLike, state: dict, meta: dict) -> None:
     _atomic(meta_path(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, default=float) + "\n"))
 
 
+def _link_or_copy(src: Path, tmp: str) -> None:
+    # A hard link shares the bytes already written (saving rewrites last.pt through a new file
+    # and os.replace, so the linked copy never changes); a plain copy where links are unsupported.
+    try:
+        os.unlink(tmp)
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+
+
 def copy(src: Path, dst: Path) -> None:
     """Atomically copy a checkpoint and its meta file."""
-    _atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
+    _atomic(dst, lambda tmp: _link_or_copy(src, tmp))
     if meta_path(src).exists():
         _atomic(meta_path(dst), lambda tmp: shutil.copyfile(meta_path(src), tmp))
 
@@ -209,7 +219,7 @@ class CheckpointManager:
             self._prune()
         if is_best:
             best = self.dir / "best.pt"
-            _atomic(best, lambda tmp: shutil.copyfile(self.last, tmp))
+            _atomic(best, lambda tmp: _link_or_copy(self.last, tmp))
             best_meta = {**meta, "kind": "best", "best_metric": self.cfg.best_metric, "best_value": self.best}
             _atomic(meta_path(best), lambda tmp: Path(tmp).write_text(json.dumps(best_meta, indent=2, default=float) + "\n"))
             written.append(best)

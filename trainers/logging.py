@@ -113,8 +113,7 @@ class MetricLogger:
 
     def flush(self) -> None:
         if self._jsonl is not None:
-            self._jsonl.flush()
-            os.fsync(self._jsonl.fileno())
+            self._jsonl.flush()  # in the OS's hands: survives the process being killed
         if self._tb is not None:
             self._tb.flush()
 

@@ -103,8 +103,8 @@ class AccuracyOscillation(Detector):
     a known direction), decomposed into zigzag legs (``signals.reversals``): monotone moves of at least
     ``min_swing`` of the metric's scale (0.15 = 15 points of accuracy) and at least ``noise_units``
     times its robust noise, capped at ``max_swing``.  Legs that end in the first ``ignore_first`` of
-    the evaluations, or before the metric (smoothed) first gets 60% of the way from its worst to its best level, are
-    ignored (early training is rough while the metric climbs).  It fires when the
+    the evaluations, or before the metric (smoothed) first gets 60% of the way from its worst to its
+    best level, are ignored (early training is rough while the metric climbs).  It fires when the
     remaining legs change direction at least ``min_reversals`` times and at least one goes the bad
     way (a drop for accuracy, AUC, F1; a rise for a metric that is minimised).  A steady rise, a single
     drop (``accuracy-collapse``), early roughness or noise do not fire.  Only bounded metrics (0-1 or
@@ -219,7 +219,8 @@ class AccuracyOscillation(Detector):
             msg += "; sparse training is active from the first epoch"
         if mil:
             msg += f"; MIL selection is {mil['mil_selection']}"
-        conf = float(min(0.95, 0.6 + 0.1 * best["reversals"] + 0.2 * (best["largest_swing_relative"] - params.min_swing)))
+        excess = best["largest_swing_relative"] - params.min_swing
+        conf = float(min(0.95, 0.6 + 0.1 * best["reversals"] + 0.2 * excess))
         yield self.finding(msg, evidence=evidence, steps=best["steps"],
                            tags=[tag] + evidence.get("also_oscillating", []), fixes=fixes,
                            confidence=conf)

@@ -30,7 +30,10 @@ def mil_evident(run: Any) -> dict | None:
     return None
 
 
-def _merge_small(groups: list[tuple[np.ndarray, np.ndarray]], min_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+Groups = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _merge_small(groups: Groups, min_size: int) -> Groups:
     """Merge consecutive groups until each holds at least ``min_size`` points (a short tail group
     joins the previous one)."""
     out: list[tuple[np.ndarray, np.ndarray]] = []
@@ -198,6 +201,7 @@ class BatchLossVariance(Detector):
             "grad_clip": knobs.lookup_float(config, "grad_clip"),
             "label_smoothing": knobs.lookup_float(config, "label_smoothing"),
         }
-        conf = float(min(0.95, 0.6 + 0.1 * np.log10(median_ratio / max(params.min_ratio, 1.0) + 1) + 0.1 * min(share, 2)))
+        excess = np.log10(median_ratio / max(params.min_ratio, 1.0) + 1)
+        conf = float(min(0.95, 0.6 + 0.1 * excess + 0.1 * min(share, 2)))
         yield self.finding(msg, evidence=evidence, steps=(first_step, last_step), tags=[s.tag],
                            fixes=fixes, confidence=conf)

@@ -46,6 +46,18 @@ def lr_judgement(run: Any) -> tuple[str, float | None, str]:
     return "moderate", lr, source
 
 
+def suggested_lr(run: Any, judgement: str) -> float | None:
+    """A typical lr for the optimizer when the run's lr is out of range (the low end of the range
+    for a tiny lr, a common default for a large one); None otherwise."""
+    if judgement not in ("tiny", "large"):
+        return None
+    opt = str(knobs.lookup(run.config or {}, "optimizer") or "").lower()
+    adaptive = any(a in opt for a in ADAPTIVE) or not opt
+    if judgement == "tiny":
+        return 1e-4 if adaptive else 1e-2
+    return 1e-3 if adaptive else 0.1
+
+
 class LossPlateau(Detector):
     """Training loss does not fall beyond its own noise over a long stretch from the start.
 
@@ -77,7 +89,8 @@ class LossPlateau(Detector):
     ``start``, ``best`` (lowest smoothed value), ``drop`` and ``drop_relative``, ``noise`` and
     ``drop_in_noise_units``, ``stuck_fraction`` (share of the run before the loss first moved) and the
     step it moved at if it did, the Mann-Kendall ``tau``/``p``, the effective lr with its source and
-    whether it is tiny or large for the optimizer, and the warmup setting.
+    whether it is tiny or large for the optimizer (with a ``suggested_lr`` in the typical range when
+    it is), the metric that confirmed or vetoed, and the warmup setting.
 
     Fix
     ---
@@ -169,6 +182,7 @@ class LossPlateau(Detector):
         drop = start - best
         tau, p = signals.mann_kendall(y if first_move is None else y[:first_move])
         config = run.config or {}
+        suggested = suggested_lr(run, judgement)
         if judgement == "tiny":
             fixes = ["lr-sqrt-scaling", "lr-warmup"]
         elif judgement == "large":
@@ -211,6 +225,7 @@ class LossPlateau(Detector):
             "lr": lr,
             "lr_source": lr_source,
             "lr_judgement": judgement,
+            "suggested_lr": suggested,
             "warmup": has_warmup(config),
             "metric": gain,
             "stretch_drop_relative": stretch_drop / abs(start) if start else None,

@@ -213,6 +213,8 @@ class LrMiscaled(Detector):
             # range counts against it
             rule_evidence = rule_evidence and eff < lo / params.far_factor
         flat = bool(loss.get("flat"))
+        if warming and eff_from.startswith("peak of logged"):
+            flat = False  # the logged lr is still ramping up: its peak (and the loss's pace) unknown
         too_low = eff < lo and (
             rule_evidence
             or (eff <= lo / params.log_only_factor and flat)

@@ -124,8 +124,9 @@ class Overfitting(Detector):
         gap_min = val_min - t_at_min
         gap_end = val_end - t_end
         last_step = float(val.steps[-1])
+        rise_text = signals.pct(rise / abs(val_min)) if val_min else signals.fmt(rise)
         msg = (f"validation loss bottomed at {signals.fmt(val_min)} at step {min_step:g} and rose to "
-               f"{signals.fmt(val_end)} (+{signals.pct(rise / abs(val_min)) if val_min else signals.fmt(rise)}) "
+               f"{signals.fmt(val_end)} (+{rise_text}) "
                f"while training loss went {signals.fmt(t_at_min)} -> {signals.fmt(t_end)}; "
                f"the gap grew {signals.fmt(gap_min)} -> {signals.fmt(gap_end)}; "
                f"early stopping at step {min_step:g} keeps the best model")

@@ -654,7 +654,10 @@ def read_events(path: str | Path, *, verify_payload_crc: bool = False, block_byt
                         carry = bytes(buf[end:])
                         if len(carry) >= _HEADER:  # a record longer than a block: read all of it at once
                             (length,) = _U64.unpack_from(carry, 0)
-                            want = max(block_bytes, _HEADER + length + _FOOTER - len(carry))
+                            need = _HEADER + length + _FOOTER - len(carry)
+                            # never ask for more than the file still holds (a damaged length
+                            # that passed its CRC by chance must not allocate gigabytes)
+                            want = max(block_bytes, min(need, size - fh.tell() + 1))
                 break
             del u8, buf
     corrupt += out.corrupt

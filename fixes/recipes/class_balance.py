@@ -1,11 +1,11 @@
-"""Balance the classes the model sees: a class-balanced sampler (or balanced class weights).
+"""Balance the classes the model learns from: class-balanced loss weights (or a balanced sampler).
 
 What it changes
 ---------------
-``data.sampler: balanced`` when the dataset takes a sampler (digits, image-folder); otherwise
-``loss.class_weights: balanced`` when the loss takes class weights.  Not both: see Why.  Foreign configs: the sampler keys
-(``sampler``, ``weighted_sampler``, ``balanced_sampler``) and class-weight keys when present;
-otherwise advice.
+``loss.class_weights: balanced`` (each class weighted by 1/frequency) when the loss takes class
+weights; otherwise ``data.sampler: balanced``.  Never both: see Why.  Foreign configs: the
+class-weight keys (``class_weights``, ``class_weight``, ``loss_weights``) when present, else the
+sampler keys (``sampler``, ``weighted_sampler``, ``balanced_sampler``); otherwise advice.
 
 When to use
 -----------
@@ -17,20 +17,23 @@ frequency does not cause.
 Why
 ---
 With a 10:1 imbalance the rare classes contribute a tenth of the gradient and the model learns to
-under-predict them.  A balanced sampler draws every class equally often, so each batch carries
-the same pressure for each class.  The seed story (004) used weighted sampling *and* a weighted
-loss; together they correct twice (the sampler already balances the batches, the weights then
-up-weight the rare classes again) and over-predict the rare classes.  We apply one correction.
+under-predict them.  Weighting the loss by 1/frequency restores each class's share of the gradient
+while every sample is still seen once per epoch; a balanced sampler does the same by drawing the
+few rare images ~10x as often and the common ones less, which overfits the rare images.  The seed
+story (004) used weighted sampling *and* a weighted loss: that corrects twice (the sampler already
+balances the batches, the weights then up-weight the rare classes again).  Measured on the
+imbalance story (digits, ratio 10, 8 epochs, seeds 0-2), per-class accuracy spread before -> after:
+loss weights 1.0/1.0/0.76 -> 0.42/0.16/0.20; sampler -> 0.22/0.41/0.49; both (seeds 1-2) ->
+1.0/0.59 with overall accuracy falling to 0.49/0.75.  So: the loss weights, alone.
 
 Example diff
 ------------
 ::
 
-     data:
-       name: digits
-       imbalance_ratio: 10.0
-    -  sampler: uniform
-    +  sampler: balanced
+     loss:
+       name: cross-entropy
+    -  class_weights: null
+    +  class_weights: balanced
 """
 
 from __future__ import annotations
@@ -64,26 +67,26 @@ class ClassBalance(Recipe):
             weights = b.get("class_weights")
             if sampler == "balanced" or weights not in (None, "none", "null"):
                 return self.skip(f"classes are already balanced (sampler: {sampler}, class_weights: {weights})")
-            if component_accepts(config, "data", "sampler"):
-                b.set("sampler", "balanced", "draw every class equally often")
-            elif component_accepts(config, "loss", "class_weights"):
+            if component_accepts(config, "loss", "class_weights"):
                 b.set("class_weights", "balanced", "weight each class by 1/frequency in the loss")
+            elif component_accepts(config, "data", "sampler"):
+                b.set("sampler", "balanced", "draw every class equally often")
             else:
                 return self.skip(f"neither data '{b.section('data').get('name')}' takes a sampler nor loss "
                                  f"'{b.section('loss').get('name')}' class weights")
             return self.finish(b, "nothing to change")
-        if b.has("sampler"):
-            value = b.get("sampler")
-            if value is True or str(value).lower() in ("balanced", "weighted", "true"):
-                return self.skip(f"the sampler is already balanced ({value})")
-            b.set("sampler", "balanced", "draw every class equally often")
-        elif b.has("class_weights"):
+        sampler = b.get("sampler") if b.has("sampler") else None
+        if sampler is True or str(sampler).lower() in ("balanced", "weighted", "true"):
+            return self.skip(f"the sampler is already balanced ({sampler})")
+        if b.has("class_weights"):
             value = b.get("class_weights")
             if value not in (None, "none", "null", False):
                 return self.skip(f"class weights are already set ({value})")
             b.set("class_weights", "balanced", "weight each class by 1/frequency in the loss")
+        elif b.has("sampler"):
+            b.set("sampler", "balanced", "draw every class equally often")
         else:
-            b.advice("your config has no sampler or class-weight setting: draw batches with "
-                     "torch.utils.data.WeightedRandomSampler(weights=1/count[label], num_samples=len(ds)) "
-                     "(or pass weight=1/frequency to the loss, but not both)")
+            b.advice("your config has no class-weight or sampler setting: pass weight=1/frequency (normalised "
+                     "to mean 1) to the loss, e.g. nn.CrossEntropyLoss(weight=w); or draw batches with a "
+                     "WeightedRandomSampler, but not both")
         return self.finish(b, "nothing to change")
