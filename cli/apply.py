@@ -99,7 +99,10 @@ def apply_command(
     for patch, applied in result.applied:
         show_patch(con, patch, applied)
     if not result.changed:
-        con.print("nothing changed: every fix is already in place; no file written")
+        if any(p.advice and not a.already_applied and not a.unchanged for p, a in result.applied):
+            con.print("no key in this config expresses the fix: nothing written; follow the advice above")
+        else:
+            con.print("nothing changed: every fix is already in place; no file written")
         return
     con.print()
     show_diff(con, result.diff)

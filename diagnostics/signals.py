@@ -387,15 +387,25 @@ def pct(fraction: float, digits: int = 3) -> str:
 
 # --- run-level functions (duck-typed on trainfix.diagnostics.run.Run) ----------------------------------
 def epoch_boundaries(run: Any) -> np.ndarray | None:
-    """Steps that ended an epoch: the steps of the logged ``epoch`` tag, else of the per-epoch
-    training loss; None when neither is logged (or fewer than 2 boundaries)."""
+    """Steps that ended an epoch: the last step of each distinct value of the logged ``epoch`` tag
+    (loggers such as trainfix's ``metrics.jsonl`` repeat the epoch on every logged step), else the
+    steps of the per-epoch training loss; None when neither gives at least 2 boundaries."""
     from trainfix.diagnostics.roles_vocab import TRAIN_LOSS
 
-    for s in (run.series("epoch"), run.role(TRAIN_LOSS)):
-        if s is not None and len(s) >= 2:
-            steps = np.unique(s.steps[np.isfinite(s.steps)])
+    epoch = run.series("epoch")
+    if epoch is not None and len(epoch) >= 2:
+        keep = np.isfinite(epoch.steps) & np.isfinite(epoch.values)
+        st, ep = epoch.steps[keep], epoch.values[keep]
+        if st.size >= 2:
+            last_of_epoch = np.append(ep[1:] != ep[:-1], True)
+            steps = np.unique(st[last_of_epoch])
             if steps.size >= 2:
                 return steps
+    loss = run.role(TRAIN_LOSS)
+    if loss is not None and len(loss) >= 2:
+        steps = np.unique(loss.steps[np.isfinite(loss.steps)])
+        if steps.size >= 2:
+            return steps
     return None
 
 

@@ -29,12 +29,9 @@ TRAINFIX_TOP = ("run", "data", "model", "loss", "optimizer", "schedule", "traini
 
 def is_trainfix_config(config: Any) -> bool:
     """Whether ``config`` is trainfix's own run config (see :func:`trainfix.fixes.foreign.detect_flavor`)."""
-    from trainfix.fixes.foreign import TRAINFIX_SECTIONS
+    from trainfix.fixes.foreign import looks_trainfix
 
-    if not isinstance(config, dict):
-        return False
-    keys = {str(k) for k in config}
-    return bool(keys) and keys <= TRAINFIX_SECTIONS and {"model", "training"} <= keys
+    return looks_trainfix(config)
 
 
 def component_accepts(config: dict, kind: str, arg: str) -> bool | None:

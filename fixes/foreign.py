@@ -122,12 +122,20 @@ def guess_yaml_indent(text: str) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------- reading
 
 
+def looks_trainfix(tree: Any) -> bool:
+    """A trainfix run config: only trainfix's sections, and the two it requires (data, model)."""
+    if not isinstance(tree, dict):
+        return False
+    keys = {str(k) for k in tree}
+    return keys <= TRAINFIX_SECTIONS and {"data", "model"} <= keys
+
+
 def detect_flavor(tree: Any, path: Path, fmt: str) -> str:
     """Which kind of config this is (see module docstring)."""
+    if looks_trainfix(tree):
+        return "trainfix"
     if isinstance(tree, dict):
         keys = {str(k) for k in tree}
-        if keys and keys <= TRAINFIX_SECTIONS and {"model", "training"} <= keys:
-            return "trainfix"
         if fmt == "json" and HF_MARKERS <= keys:
             return "hf-training-args"
     if fmt == "yaml" and path.name == "hparams.yaml":

@@ -252,3 +252,12 @@ def test_relaunch_trains_the_patched_config_and_can_warm_start(tmp_path):
               "-o", tmp_path / "stages.yaml")
     assert res.exit_code == 2 and "not safe with two-stage-sparse" in res.stderr  # no warm start for it
     assert not (tmp_path / "stages.yaml").exists() and not (tmp_path / "first-fixed-3").exists()
+
+
+def test_advice_only_fix_writes_nothing_and_says_why(tmp_path):
+    p = tmp_path / "args.yaml"
+    p.write_text("lr: 0.001\nepochs: 10\n")
+    res = run("apply", p, "-f", "label-smoothing")
+    assert res.exit_code == 0, res.output
+    assert "advice:" in res.stdout and "label_smoothing=0.1" in res.stdout
+    assert "nothing written" in res.stdout and not (tmp_path / "args.fixed.yaml").exists()

@@ -211,3 +211,15 @@ def test_yaml_tags_do_not_construct_python_objects(tmp_path):
     except InputError:
         pass
     assert not marker.exists()
+
+
+def test_flavor_detection():
+    from pathlib import Path
+
+    from trainfix.fixes.foreign import detect_flavor
+
+    assert detect_flavor({"data": {"name": "digits"}, "model": {"name": "mlp"}}, Path("c.yaml"), "yaml") == "trainfix"
+    assert detect_flavor({"data": {}, "model": {}, "trainer": {}}, Path("c.yaml"), "yaml") == "yaml"
+    assert detect_flavor({"lr": 0.1}, Path("hparams.yaml"), "yaml") == "lightning-hparams"
+    assert detect_flavor(HF_ARGS, Path("args.json"), "json") == "hf-training-args"
+    assert detect_flavor({"lr": 0.1}, Path("c.json"), "json") == "json"

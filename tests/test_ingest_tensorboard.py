@@ -312,7 +312,7 @@ def test_random_damage_never_raises(tmp_path, write_tb):
     rng = np.random.default_rng(0)
     bad = tmp_path / "bad" / f.name
     bad.parent.mkdir()
-    for trial in range(60):
+    for trial in range(40):
         data = bytearray(good)
         for _ in range(int(rng.integers(1, 6))):
             pos = int(rng.integers(0, len(data)))

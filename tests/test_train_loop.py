@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,3 +198,10 @@ def test_init_from_is_a_warm_start_in_a_new_run(tmp_path):
     assert cold.metrics["val/acc"] < warm.metrics["val/acc"] - 0.2
     with pytest.raises(Exception, match="cannot start the run"):
         train(cfg(model={"hidden": [4]}), out_dir=tmp_path / "d", init_from=tmp_path / "plain.pt")
+
+
+def test_default_run_dirs_never_collide(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    c = cfg(training={"epochs": 1})
+    assert train(c).out_dir == Path("runs/t")
+    assert train(c).out_dir == Path("runs/t-2")

@@ -3,7 +3,10 @@
 ``config`` validates a YAML run config; ``components`` holds the registries (datasets, models,
 losses, optimizers, schedules); ``loop`` is one readable training loop; ``checkpoint`` saves and
 resumes atomically with clean keys; ``logging`` writes TensorBoard events and ``metrics.jsonl``
-under the canonical tag names.
+under the canonical tag names; ``distributed`` launches and joins DDP through torchrun.
+
+Python API: ``train(config, out_dir=None, resume=False, overrides=(), init_from=None) ->
+RunResult(out_dir, metrics, best, step)``, the same as ``trainfix train``.
 """
 
 

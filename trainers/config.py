@@ -155,7 +155,7 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sparse: SparseConfig = field(default_factory=SparseConfig)
-    stages: list[StageConfig] = field(default_factory=list)
+    stages: list[StageConfig] = field(default_factory=list)  # when given, their epochs replace training.epochs
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     applied_fixes: list[dict] = field(default_factory=list)

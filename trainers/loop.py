@@ -405,20 +405,29 @@ def pick_device(setting: str, local_rank: int = 0) -> torch.device:
 
 
 def resolve_out_dir(cfg: RunConfig, out_dir: str | Path | None, resume: bool) -> Path:
-    """``--out``, else ``run.out_dir``, else ``runs/<name>``; refuses to overwrite a run unless resuming."""
+    """``--out``, else ``run.out_dir``, else the first free ``runs/<name>[-N]``; an explicitly named
+    run dir that already holds a run is refused unless resuming (never overwritten)."""
     if out_dir is not None:
         out = Path(out_dir)
     elif cfg.run.out_dir:
         out = Path(cfg.run.out_dir)
     else:
         out = Path("runs") / cfg.run.name
+        n = 2
+        while not resume and _holds_run(out):
+            out = Path("runs") / f"{cfg.run.name}-{n}"
+            n += 1
     if resume:
         if not (out / "checkpoints" / "last.pt").is_file():
             raise InputError(f"nothing to resume in {out}: no checkpoints/last.pt", "train without --resume first, or pass --out RUN_DIR")
-    elif (out / "metrics.jsonl").exists() or (out / "checkpoints").exists():
+    elif _holds_run(out):
         raise UsageError(f"{out} already holds a run", "pass --resume to continue it, or --out NEW_DIR for a new run")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _holds_run(path: Path) -> bool:
+    return (path / "metrics.jsonl").exists() or (path / "checkpoints").exists()
 
 
 def ctx_config_dict(cfg: RunConfig, info: distributed.DistInfo, global_batch: int, lr: float) -> dict:

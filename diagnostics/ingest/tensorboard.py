@@ -335,7 +335,8 @@ def _decode_simple(u8: np.ndarray, starts: np.ndarray, lens: np.ndarray, limit: 
         return ok, None
     p, q, tlen, step, fpos = p[sel], q[sel], tlen[sel], step[sel], fpos[sel]
     walls = _typed(u8, "<f8")[p + 1]
-    values = _typed(u8, "<f4")[fpos + 1].astype(np.float64)
+    with np.errstate(invalid="ignore"):  # signalling NaNs stay NaN (they are evidence), quietly
+        values = _typed(u8, "<f4")[fpos + 1].astype(np.float64)
     codes = _tag_codes(u8, q + 6, tlen, out)
     return ok, (codes, step, values, walls)
 
