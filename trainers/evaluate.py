@@ -27,6 +27,8 @@ def to_batch(raw: Any, device: torch.device) -> Batch:
     else:
         inputs, targets, index = raw[0], raw[1], raw[2]
         b = Batch(inputs=inputs, targets=targets, index=index)
+    if device.type == "cpu":
+        return b  # DataLoader tensors are already on the CPU
     nb = device.type == "cuda"
     return Batch(
         inputs=b.inputs.to(device, non_blocking=nb),
@@ -56,6 +58,8 @@ def primary_targets(batch: Batch, bundle: DataBundle) -> torch.Tensor:
 
 def correct_count(output: Any, batch: Batch, bundle: DataBundle) -> tuple[torch.Tensor, int]:
     """(number correct as a device tensor, number of predictions) for ``train/acc``; no host sync."""
+    if bundle.task == "multiclass" and not isinstance(output, ModelOutput) and output.dim() == 2 and output.shape[1] > 1:
+        return (output.argmax(dim=1) == batch.targets).sum(), batch.targets.shape[0]  # the common case, 3 kernels
     logits = primary_logits(output, bundle).detach()
     targets = primary_targets(batch, bundle)
     if bundle.task == "multilabel":

@@ -242,8 +242,10 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
                 with autocast():
                     output = fwd(batch.inputs)
                     out = loss_fn(output, batch)
-                scaler.scale(out.total / group_size).backward()
-            micro = out.total.detach().float() if group_size == 1 else out.total.detach().float() / group_size
+                scaler.scale(out.total if group_size == 1 else out.total / group_size).backward()
+            micro = out.total.detach()
+            micro = micro if micro.dtype == torch.float32 else micro.float()
+            micro = micro if group_size == 1 else micro / group_size
             step_loss = micro if step_loss is None else step_loss + micro
             correct, count = correct_count(output, batch, bundle)
             sums.add_correct(correct, count)
@@ -257,7 +259,7 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
 
             # non-finite loss: caught on the step it happens (a CPU-GPU sync point, one scalar per
             # step; under DDP one all-reduce so every process takes the same branch)
-            if not distributed.all_true(bool(torch.isfinite(step_loss)), info, device):
+            if not distributed.all_true(math.isfinite(step_loss.item()), info, device):
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 skips += 1
