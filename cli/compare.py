@@ -3,8 +3,8 @@ key metrics of both runs side by side.
 
 Both runs are read and diagnosed the same way as ``trainfix diagnose`` does.  A finding is matched
 across runs by detector and its first tag.  The metrics (:func:`run_metrics`) are the ones the seed
-stories are judged by: final and best validation metric (direction-aware), validation std and the
-largest epoch-to-epoch swing over the second half of the run, the per-step loss max/min ratio
+stories are judged by: final and best validation metric (direction-aware), over the second half of
+the run the validation std around its linear trend and the largest epoch-to-epoch drop, the per-step loss max/min ratio
 within an epoch (median over epochs), each
 loss term's change from the first to the last tenth of the run, the spread of per-class accuracy
 (each class's median over its last 3 evaluations),
@@ -28,7 +28,7 @@ from trainfix.cli.common import command, out
 from trainfix.errors import InputError, UsageError
 
 NEUTRAL = {"peak lr"}
-LOWER_IS_BETTER = {"val std", "largest val swing", "step loss max/min", "per-class acc spread", "final val loss"}
+LOWER_IS_BETTER = {"val std", "largest val drop", "step loss max/min", "per-class acc spread", "final val loss"}
 
 
 @command
@@ -156,9 +156,13 @@ def run_metrics(run) -> dict[str, float]:
         m[f"final {tag}"] = float(v[-1])
         m[f"best {tag}"] = best
         half = v[len(v) // 2:]
-        if len(half) >= 2:
-            m["val std"] = float(np.std(half))
-            m["largest val swing"] = float(np.max(np.abs(np.diff(half))))
+        if len(half) >= 3:
+            # around its own linear trend: a metric still climbing is not unstable
+            x = np.arange(len(half), dtype=float)
+            resid = half - np.polyval(np.polyfit(x, half, 1), x)
+            m["val std"] = float(np.std(resid))
+            worse = -np.diff(half) if direction != "min" else np.diff(half)
+            m["largest val drop"] = float(max(0.0, np.max(worse)))
     vl = run.role(R.VAL_LOSS)
     if vl is not None and len(vl.finite()):
         m["final val loss"] = float(vl.finite().values[-1])

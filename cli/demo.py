@@ -69,7 +69,8 @@ def judge_accuracy(margin: float) -> Callable[[dict, dict], tuple[bool, str]]:
 
 def judge_stability(a: dict, b: dict) -> tuple[bool, str]:
     """The within-epoch batch-loss max/min ratio is at most half of the buggy run's, and the
-    validation std (second half of the run) is halved too, or at noise level (below 3 points)."""
+    validation std around its trend (second half of the run) is halved too, or at noise level
+    (below 3 points)."""
     ra, rb = _get(a, "step loss max/min"), _get(b, "step loss max/min")
     sa, sb = _get(a, "val std"), _get(b, "val std")
     if None in (ra, rb, sa, sb):
@@ -80,15 +81,15 @@ def judge_stability(a: dict, b: dict) -> tuple[bool, str]:
 
 
 def judge_swings(a: dict, b: dict) -> tuple[bool, str]:
-    """The largest epoch-to-epoch validation swing (second half of the run) is halved, or below
+    """The largest epoch-to-epoch validation drop (second half of the run) is halved, or below
     3 points, and the final validation metric is not more than 1 point worse."""
-    wa, wb = _get(a, "largest val swing"), _get(b, "largest val swing")
+    wa, wb = _get(a, "largest val drop"), _get(b, "largest val drop")
     va, vb = _val_final(a), _val_final(b)
     if None in (wa, wb, va, vb):
         return False, "validation metric missing"
     ok = wb <= max(0.5 * wa, SWING_FLOOR) and vb >= va - 0.01
-    return ok, (f"largest validation swing {wa:.3f} -> {wb:.3f}, final {va:.3f} -> {vb:.3f} "
-                f"(target: swing halved or < {SWING_FLOOR:.2f}, final not worse)")
+    return ok, (f"largest validation drop {wa:.3f} -> {wb:.3f}, final {va:.3f} -> {vb:.3f} "
+                f"(target: drop halved or < {SWING_FLOOR:.2f}, final not worse)")
 
 
 def judge_classes(a: dict, b: dict) -> tuple[bool, str]:

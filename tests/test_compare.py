@@ -44,7 +44,7 @@ def test_run_metrics_measure_what_the_stories_are_judged_by(runs):
     ma, mb = run_metrics(read_run(a)), run_metrics(read_run(b))
     assert ma["final val/acc"] == pytest.approx(a_final(a))
     assert ma["best val/acc"] == pytest.approx(0.86)
-    assert ma["largest val swing"] > 0.5 and mb["largest val swing"] < 0.05
+    assert ma["largest val drop"] > 0.5 and mb["largest val drop"] < 0.05
     assert ma["val std"] > 5 * mb["val std"]
     assert mb["step loss max/min"] < ma["step loss max/min"]
 
@@ -71,15 +71,21 @@ def test_compare_json_lists_resolved_findings_and_metrics(runs):
     assert "accuracy-oscillation" in [f["detector"] for f in data["resolved"]]
     assert "accuracy-oscillation" not in [f["detector"] for f in data["remaining"] + data["new"]]
     rows = {m["metric"]: m for m in data["metrics"]}
-    assert rows["val std"]["verdict"] == "better" and rows["largest val swing"]["verdict"] == "better"
+    assert rows["val std"]["verdict"] == "better" and rows["largest val drop"]["verdict"] == "better"
 
 
 def test_compare_rich_output_and_bad_input(runs, tmp_path):
     a, b = runs
     res = CliRunner().invoke(app, ["compare", str(a), str(b)])
     assert res.exit_code == 0, res.output
-    assert "resolved" in res.stdout and "largest val swing" in res.stdout
+    assert "resolved" in res.stdout and "largest val drop" in res.stdout
     res = CliRunner().invoke(app, ["compare", str(a), str(tmp_path / "missing")])
     assert res.exit_code == 2 and "no such run directory" in res.stderr
     res = CliRunner().invoke(app, ["compare", str(a), str(b), "--format", "xml"])
     assert res.exit_code == 2
+
+
+def test_a_metric_still_climbing_is_not_called_unstable(tmp_path):
+    rising = [0.5 + 0.02 * i for i in range(20)]
+    m = run_metrics(read_run(write_run(tmp_path / "r", rising, lambda s: 1.0)))
+    assert m["val std"] < 1e-6 and m["largest val drop"] == 0.0

@@ -25,12 +25,12 @@ def test_judges_apply_the_story_margins():
     assert not judge_stability(a, {"step loss max/min": 300.0, "val std": 0.01})[0]
     assert judge_stability({"step loss max/min": 500.0, "val std": 0.01},
                            {"step loss max/min": 6.0, "val std": 0.02})[0]  # std at noise level
-    a = {"largest val swing": 0.7, "final val/acc": 0.8}
-    assert judge_swings(a, {"largest val swing": 0.1, "final val/acc": 0.85})[0]
-    assert not judge_swings(a, {"largest val swing": 0.5, "final val/acc": 0.85})[0]
-    assert not judge_swings(a, {"largest val swing": 0.1, "final val/acc": 0.7})[0]
-    assert judge_swings({"largest val swing": 0.02, "final val/acc": 0.9},
-                        {"largest val swing": 0.025, "final val/acc": 0.95})[0]  # both below noise
+    a = {"largest val drop": 0.7, "final val/acc": 0.8}
+    assert judge_swings(a, {"largest val drop": 0.1, "final val/acc": 0.85})[0]
+    assert not judge_swings(a, {"largest val drop": 0.5, "final val/acc": 0.85})[0]
+    assert not judge_swings(a, {"largest val drop": 0.1, "final val/acc": 0.7})[0]
+    assert judge_swings({"largest val drop": 0.02, "final val/acc": 0.9},
+                        {"largest val drop": 0.025, "final val/acc": 0.95})[0]  # both below noise
     assert judge_classes({"per-class acc spread": 0.6}, {"per-class acc spread": 0.2})[0]
     assert not judge_classes({"per-class acc spread": 0.6}, {"per-class acc spread": 0.4})[0]
 

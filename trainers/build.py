@@ -15,7 +15,7 @@ import torch
 
 from trainfix.trainers.components import registry
 from trainfix.trainers.components.base import DataBundle
-from trainfix.trainers.config import RunConfig, from_dict, load_config, read_yaml
+from trainfix.trainers.config import RunConfig, from_dict, load_config
 
 
 def build_data(cfg: RunConfig) -> DataBundle:

@@ -19,7 +19,6 @@ an uninterrupted run's.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -127,10 +126,8 @@ class MetricLogger:
 
 
 def _number(value: Any) -> float:
-    if hasattr(value, "item"):
-        value = value.item()
-    value = float(value)
-    return value if math.isfinite(value) else value  # NaN/Inf are logged as they are: they are the evidence
+    """A Python float (NaN/Inf kept as they are: they are the evidence the detectors need)."""
+    return float(value.item() if hasattr(value, "item") else value)
 
 
 class EpochProgress:

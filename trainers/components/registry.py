@@ -30,6 +30,7 @@ DATASETS: dict[str, str] = {
     "image-folder": f"{_PKG}.datasets:image_folder",
     "digits-multitask": f"{_PKG}.multitask:digits_multitask",
     "digits-bags": f"{_PKG}.mil:digits_bags",
+    "digits-canvas": f"{_PKG}.attention:digits_canvas",
 }
 
 MODELS: dict[str, str] = {
