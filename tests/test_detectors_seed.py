@@ -747,6 +747,23 @@ def test_class_disparity_quiet_while_lagging_classes_still_climb():
     quiet("class-disparity", make_run(series))
 
 
+def test_class_disparity_fires_on_a_climbing_tail_when_the_counts_are_imbalanced():
+    """With training counts known to be long-tailed, a tail class still creeping up at the end of
+    the run is the symptom of the imbalance, not a reason to wait."""
+    rng = np.random.default_rng(66)
+    steps = epochs(12)
+    series = {}
+    for c in range(10):
+        delay = c * 1.1 * STEPS_PER_EPOCH
+        acc = 0.97 / (1 + np.exp(-(steps - delay) / (1.5 * STEPS_PER_EPOCH))) + rng.normal(0, 0.01, steps.size)
+        series[f"val/acc/{c}"] = (steps, np.clip(acc, 0, 1))
+    counts = [int(130 * 0.774 ** c) for c in range(10)]  # 130 .. 13: a 10x long tail
+    quiet("class-disparity", make_run(series))
+    finding = fires("class-disparity", make_run(series, inputs={"dataset": {"run": {"train_class_counts": counts}}}))
+    assert finding.evidence["count_ratio"] == pytest.approx(counts[0] / counts[-1])
+    assert "class-balance" in finding.fixes
+
+
 def test_class_disparity_skips_with_few_evaluations():
     run = class_run(np.random.default_rng(65), {"a": 0.2, "b": 0.9}, n_epochs=3)
     findings, skips = check("class-disparity", run)

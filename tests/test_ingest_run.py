@@ -241,3 +241,14 @@ def test_explicit_file_with_an_unknown_name_is_sniffed(tmp_path):
     binary.write_bytes(b"\x00\x01\x02")
     with pytest.raises(InputError):
         read_run(binary)
+
+
+def test_trainfix_dataset_summary_goes_into_inputs_not_config(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "train/loss": 1.0}\n')
+    summary = {"run": {"task": "multiclass", "train_class_counts": [130, 13]}}
+    (tmp_path / "dataset.json").write_text(json.dumps(summary))
+    run = read_run(tmp_path)
+    assert run.inputs["dataset"] == summary
+    assert "train_class_counts" not in json.dumps(run.config)
+    (tmp_path / "dataset.json").write_text("{not json")
+    assert "dataset" not in read_run(tmp_path).inputs

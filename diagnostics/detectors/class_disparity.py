@@ -58,6 +58,14 @@ def _as_counts(value: Any) -> dict[str, float] | None:
     return None
 
 
+def _count_ratio(counts: dict[str, float] | None) -> float | None:
+    """max/min of recorded per-class training counts, or None when unknown or degenerate."""
+    if not counts:
+        return None
+    values = [v for v in counts.values() if v > 0]
+    return max(values) / min(values) if len(values) >= 2 else None
+
+
 def _is_on(value: Any) -> bool:
     if value is None or value is False:
         return False
@@ -139,6 +147,8 @@ class ClassDisparity(Detector):
         Evaluations per class needed (5).
     balanced_ratio
         Training counts within this max/min ratio are balanced: then no class-balance fix (1.5).
+    imbalanced_ratio
+        Training counts beyond this max/min ratio explain a gap even while the tail still climbs (3).
     """
 
     name = "class-disparity"
@@ -154,6 +164,7 @@ class ClassDisparity(Detector):
         max_recent_gain: float = 0.05
         balanced_ratio: float = 1.5
         min_evals: int = 5
+        imbalanced_ratio: float = 3.0
 
     def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
         resolutions = getattr(run.roles, "groups", {}).get(CLASS_METRICS, {})
@@ -204,11 +215,12 @@ class ClassDisparity(Detector):
                 v = classes[key].values / scale
                 prev = v[-2 * k:-k] if len(v) >= 2 * k else v[:max(1, len(v) - k)]
                 gains[key] = finals[key] - float(np.median(prev))
-        if gains and max(gains.values()) > params.max_recent_gain:
-            return
-
         config = run.config or {}
         counts = find_class_counts(config, getattr(run, "inputs", {}) or {})
+        count_ratio = _count_ratio(counts)
+        known_imbalanced = count_ratio is not None and count_ratio > params.imbalanced_ratio
+        if gains and max(gains.values()) > params.max_recent_gain and not known_imbalanced:
+            return
         weights = knobs.lookup(config, "class_weights")
         sampler = knobs.lookup(config, "sampler")
         balanced_loss, balanced_sampler = _is_on(weights), _is_on(sampler)

@@ -35,6 +35,22 @@ def _rel(path: Path, root: Path) -> str:
     return rel or path.name
 
 
+def _read_dataset_summary(root: Path) -> dict | None:
+    """trainfix's ``dataset.json`` (sizes and per-class training counts, per stage), when the run
+    dir holds one: detectors such as ``class-disparity`` weigh a gap against the class counts.
+    Not a config, so it goes into ``inputs["dataset"]``; an unreadable file is simply absent."""
+    import json
+
+    path = root / "dataset.json"
+    if not path.is_file() or path.stat().st_size > 1_000_000:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _read_tensorboard(files: list[Path], root: Path, verify_payload_crc: bool = False):
     from trainfix.diagnostics.ingest.table import Table
     from trainfix.diagnostics.ingest.tensorboard import read_events
@@ -225,6 +241,9 @@ def read_run(
         "notes": notes,
         "runs_found": len(runs_here),
     }
+    dataset = _read_dataset_summary(root)
+    if dataset is not None:
+        inputs["dataset"] = dataset
     checkpoints = []
     for c in found.checkpoints:
         try:
