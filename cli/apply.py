@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from collections import deque
@@ -277,21 +276,11 @@ def relaunch_trainfix(config_path: Path, run_dir: Optional[Path], resume_from: O
     out_dir = relaunch_dir(run_dir, config_path)
     out().print(f"relaunching: trainfix train --config {escape(str(config_path))} --out {escape(str(out_dir))}"
                 + (f" (warm start from {escape(str(resume_from))})" if resume_from else ""))
-    resume = False
-    if resume_from is not None:
-        if not resume_from.is_file():
-            raise InputError(f"--resume-from {resume_from}: no such checkpoint", "pass a .pt file from the run's checkpoints/")
-        # the trainer resumes from <run>/checkpoints/last.pt: seed the new run dir with a copy
-        ckpt_dir = out_dir / "checkpoints"
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(resume_from, ckpt_dir / "last.pt")
-        meta = resume_from.with_name(resume_from.name + ".json")
-        if not meta.is_file():
-            meta = resume_from.with_suffix(".json")
-        if meta.is_file():
-            shutil.copyfile(meta, ckpt_dir / "last.pt.json" if meta.name.endswith(".pt.json") else ckpt_dir / "last.json")
-        resume = True
-    result = train(str(config_path), out_dir=out_dir, resume=resume)
+    if resume_from is not None and not resume_from.is_file():
+        raise InputError(f"--resume-from {resume_from}: no such checkpoint", "pass a .pt file from the run's checkpoints/")
+    # A warm start is a new run that begins from the checkpoint's weights (fresh optimizer, schedule
+    # and epoch count under the patched config); an exact resume would continue the old schedule.
+    result = train(str(config_path), out_dir=out_dir, init_from=str(resume_from) if resume_from else None)
     done = Path(getattr(result, "out_dir", out_dir))
     out().print(f"new run: [bold]{escape(str(done))}[/]; check it with: trainfix compare {escape(str(run_dir or ''))} {escape(str(done))}".rstrip())
     return done

@@ -247,7 +247,21 @@ def test_relaunch_trains_the_patched_config_and_can_warm_start(tmp_path):
     res = run("apply", first, "-f", "grad-clip", "--relaunch", "--resume-from", first / "checkpoints" / "last.pt",
               "-o", tmp_path / "warm.yaml")
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "first-fixed-2" / "metrics.jsonl").exists()
+    warm = tmp_path / "first-fixed-2" / "metrics.jsonl"
+    assert warm.exists()
+
+    def first_step_loss(path):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if "train/loss_step" in rec:
+                return rec["train/loss_step"]
+
+    def epochs_trained(path):
+        return {json.loads(line).get("epoch") for line in path.read_text().splitlines()} - {None}
+
+    # a warm start is a full new run (both epochs trained) that begins from the trained weights
+    assert len(epochs_trained(warm)) == 2
+    assert first_step_loss(warm) < 0.5 * first_step_loss(first / "metrics.jsonl")
     res = run("apply", first, "-f", "two-stage-sparse", "--relaunch", "--resume-from", first / "checkpoints" / "last.pt",
               "-o", tmp_path / "stages.yaml")
     assert res.exit_code == 2 and "not safe with two-stage-sparse" in res.stderr  # no warm start for it
