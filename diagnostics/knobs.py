@@ -111,12 +111,20 @@ def lookup(config: dict, knob: str, default: Any = None) -> Any:
     return hits[0][1] if hits else default
 
 
-def lookup_float(config: dict, knob: str) -> float | None:
-    """``lookup`` coerced to float (strings like "5e-4" included); None when absent or not numeric."""
-    value = lookup(config, knob)
+def finite_float(value: Any) -> float | None:
+    """A config value as a finite float ("5e-4" included); None for booleans, missing, non-numeric,
+    NaN or Inf values."""
+    import math
+
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return float(value)
+        f = float(value)
     except (TypeError, ValueError):
         return None
+    return f if math.isfinite(f) else None
+
+
+def lookup_float(config: dict, knob: str) -> float | None:
+    """``lookup`` coerced to a finite float (strings like "5e-4" included); None when absent or not numeric."""
+    return finite_float(lookup(config, knob))

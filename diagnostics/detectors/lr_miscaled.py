@@ -14,14 +14,6 @@ from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import LR, TRAIN_LOSS, TRAIN_LOSS_STEP
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _g(value: float) -> str:
@@ -52,7 +44,7 @@ def optimizer_family(name: str | None) -> str:
 def has_warmup(config: dict, lr_values: np.ndarray | None) -> bool:
     """True when the config configures a warmup (or a one-cycle schedule) or the logged lr ramps up."""
     for knob in ("warmup_epochs", "warmup_steps", "warmup_ratio"):
-        v = _num(knobs.lookup(config, knob))
+        v = knobs.finite_float(knobs.lookup(config, knob))
         if v is not None and v > 0:
             return True
     sched = knobs.lookup(config, "schedule")
@@ -241,16 +233,16 @@ class LrMiscaled(Detector):
     def _config_lr(config: dict) -> dict[str, Any]:
         """Base lr, global batch, scaling rule and the lr they produce, from the config."""
         out: dict[str, Any] = {}
-        base = _num(knobs.lookup(config, "lr"))
-        scaled = _num(knobs.lookup(config, "scaled_lr"))
+        base = knobs.finite_float(knobs.lookup(config, "lr"))
+        scaled = knobs.finite_float(knobs.lookup(config, "scaled_lr"))
         rule = knobs.lookup(config, "lr_scaling")
         rule = str(rule).lower() if rule not in (None, False) else None
         if rule in ("true", "1"):
             rule = "linear"
-        ref = _num(knobs.lookup(config, "reference_batch"))
-        bs = _num(knobs.lookup(config, "batch_size"))
-        accum = _num(knobs.lookup(config, "grad_accum")) or 1.0
-        world = _num(knobs.lookup(config, "world_size")) or 1.0
+        ref = knobs.finite_float(knobs.lookup(config, "reference_batch"))
+        bs = knobs.finite_float(knobs.lookup(config, "batch_size"))
+        accum = knobs.finite_float(knobs.lookup(config, "grad_accum")) or 1.0
+        world = knobs.finite_float(knobs.lookup(config, "world_size")) or 1.0
         if base is not None:
             out["base_lr"] = base
             out["base_lr_key"] = ".".join(knobs.locate(config, "lr")[0][0])

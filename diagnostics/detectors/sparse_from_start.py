@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -17,14 +16,6 @@ from trainfix.diagnostics.roles_vocab import SPARSITY_ACTIVE_FRACTION, TRAIN_LOS
 ENERGY_SAVINGS_TAGS = ("sparsity/energy_savings", "energy_savings", "sparsity/energy_saving")
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _truthy(value: Any) -> bool | None:
@@ -58,8 +49,8 @@ def first_stage_sparse(config: dict) -> tuple[bool | None, float | None, float |
     stage's overrides on top of the top-level values.
     """
     enabled = _truthy(knobs.lookup(config, "sparse_enabled"))
-    frac = _fraction(_num(knobs.lookup(config, "active_fraction")))
-    start = _num(knobs.lookup(config, "sparse_start_epoch"))
+    frac = _fraction(knobs.finite_float(knobs.lookup(config, "active_fraction")))
+    start = knobs.finite_float(knobs.lookup(config, "sparse_start_epoch"))
     where = "config"
     stages = config.get("stages") if isinstance(config, dict) else None
     if isinstance(stages, list) and stages and isinstance(stages[0], dict):
@@ -75,9 +66,9 @@ def first_stage_sparse(config: dict) -> tuple[bool | None, float | None, float |
                 if k.endswith("sparse.enabled"):
                     enabled = _truthy(value)
                 elif k.endswith("active_fraction"):
-                    frac = _fraction(_num(value))
+                    frac = _fraction(knobs.finite_float(value))
                 elif k.endswith("sparse.start_epoch"):
-                    start = _num(value)
+                    start = knobs.finite_float(value)
         where = f"first stage ({stages[0].get('name', 'stage 0')}) of the config"
     return enabled, frac, start, where
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -65,21 +64,13 @@ def config_values(config: dict, *knob_names: str | None) -> dict[str, Any]:
     return out
 
 
-def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def term_weight_scale(config: dict, key: str) -> tuple[float | None, float | None]:
     """The configured weight and divisor of a term (None when not configured)."""
     wk, sk, _ = term_knobs(key)
-    weight = _as_float(knobs.lookup(config or {}, wk)) if wk else None
-    scale = _as_float(knobs.lookup(config or {}, sk)) if sk else None
+    weight = knobs.finite_float(knobs.lookup(config or {}, wk)) if wk else None
+    scale = knobs.finite_float(knobs.lookup(config or {}, sk)) if sk else None
     return weight, scale
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -16,14 +15,6 @@ from trainfix.diagnostics.run import Series
 from trainfix.diagnostics.roles_vocab import LR, TASK_LOSSES, UW_LOG_VARS, UW_WEIGHTS
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 class UncertaintyWeightsSimilar(Detector):
@@ -144,8 +135,8 @@ class UncertaintyWeightsSimilar(Detector):
         lr_log = run.role(LR)
         lr_vals = lr_log.finite().values if lr_log is not None else np.zeros(0)
         lr_seen = float(np.max(lr_vals)) if lr_vals.size else None
-        lv_lr = _num(knobs.lookup(config, "log_var_lr"))
-        cfg_lr = _num(knobs.lookup(config, "scaled_lr")) or _num(knobs.lookup(config, "lr"))
+        lv_lr = knobs.finite_float(knobs.lookup(config, "log_var_lr"))
+        cfg_lr = knobs.finite_float(knobs.lookup(config, "scaled_lr")) or knobs.finite_float(knobs.lookup(config, "lr"))
         lr_used = lv_lr if lv_lr is not None else (lr_seen if lr_seen is not None else cfg_lr)
         if in_opt is False or (isinstance(in_opt, str) and in_opt.lower() in ("false", "no", "0")):
             cause = "not_in_optimizer"
