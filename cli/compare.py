@@ -28,6 +28,8 @@ from trainfix.cli.common import command, out
 from trainfix.errors import InputError, UsageError
 
 NEUTRAL = {"peak lr"}
+#: stability measures of a metric in [0, 1]: differences inside this floor are noise, not a change
+NOISE_FLOOR = {"val std": 0.01, "largest val drop": 0.01}
 LOWER_IS_BETTER = {"val std", "largest val drop", "step loss max/min", "per-class acc spread", "final val loss"}
 
 
@@ -102,7 +104,7 @@ def verdict(name: str, a: float | None, b: float | None) -> str:
     if name.startswith("loss term") or name in NEUTRAL:
         return ""  # a term falling is good for a regulariser and neutral otherwise: shown, not judged
     scale = max(abs(a), abs(b), 1e-12)
-    if abs(a - b) <= 0.02 * scale:
+    if abs(a - b) <= 0.02 * scale or abs(a - b) <= NOISE_FLOOR.get(name, 0.0):
         return "same"
     lower = name in LOWER_IS_BETTER
     return ("better" if b < a else "worse") if lower else ("better" if b > a else "worse")

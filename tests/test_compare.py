@@ -60,6 +60,9 @@ def test_verdict_knows_the_direction_of_each_metric():
     assert verdict("final val/acc", 0.8, 0.8005) == "same"
     assert verdict("peak lr", 1e-5, 5e-4) == ""
     assert verdict("final val/acc", None, 0.8) == ""
+    # a frozen run (std ~0) is not "more stable" than a learning one wobbling by under a point
+    assert verdict("val std", 1.8e-9, 0.0073) == "same"
+    assert verdict("largest val drop", 0.0, 0.06) == "worse"
 
 
 def test_compare_json_lists_resolved_findings_and_metrics(runs):
