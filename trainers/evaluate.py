@@ -7,7 +7,10 @@
   is the first task's.
 - ``binary-bag``: ``val/acc`` and ``val/auc`` (rank AUC of the positive-class score).
 
-``val/loss`` is the loss module's total (in eval mode) averaged over samples.
+``val/loss`` is the loss module's total (in eval mode) averaged over samples, except in multi-task
+runs, where it is the sum of the unweighted task losses (``LossOutput.raw``): a learned weighting such
+as Kendall's ``exp(-s) L + s`` moves with its own parameters and can go negative, so its total says
+nothing about generalisation.
 """
 
 from __future__ import annotations
@@ -108,7 +111,10 @@ def evaluate(model: Callable, loss_fn: torch.nn.Module, loader: Any, bundle: Dat
             output = model(batch.inputs)
             out = loss_fn(output, batch)
         bs = batch.targets.shape[0]
-        total_loss += float(out.total.float()) * bs
+        judged = out.total
+        if bundle.task == "multitask" and out.raw:
+            judged = sum(v.float() for v in out.raw.values())
+        total_loss += float(judged.float()) * bs
         n += bs
         logits_all.append(primary_logits(output, bundle).float().cpu())
         targets_all.append(batch.targets.cpu())
