@@ -205,3 +205,18 @@ def test_default_run_dirs_never_collide(tmp_path, monkeypatch):
     c = cfg(training={"epochs": 1})
     assert train(c).out_dir == Path("runs/t")
     assert train(c).out_dir == Path("runs/t-2")
+
+
+def test_total_grad_norm_matches_what_clipping_measures():
+    import torch
+
+    from trainfix.trainers.loop import total_grad_norm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+    net(torch.randn(11, 5)).pow(2).sum().backward()
+    params = list(net.parameters())
+    measured = total_grad_norm(params)
+    clipped = torch.nn.utils.clip_grad_norm_(params, max_norm=1e9)
+    assert float(measured) == pytest.approx(float(clipped), rel=1e-6)
+    assert float(total_grad_norm([torch.nn.Parameter(torch.zeros(2))])) == 0.0

@@ -276,7 +276,7 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
             if tc.grad_clip:
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
             elif log_now:
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+                grad_norm = total_grad_norm(params)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
@@ -479,6 +479,15 @@ def build_callbacks(cfg: RunConfig, model: torch.nn.Module, steps_per_epoch: int
 
         callbacks.append(SparseTraining(model, cfg.sparse, steps_per_epoch))
     return callbacks
+
+
+def total_grad_norm(params: Sequence[torch.nn.Parameter]) -> torch.Tensor:
+    """The global L2 norm of the gradients, as ``clip_grad_norm_`` computes it, without clipping
+    (``torch.nn.utils.get_total_norm`` only exists from torch 2.6; we support 2.4)."""
+    grads = [p.grad.detach() for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, 2.0) for g in grads]), 2.0)
 
 
 def nonfinite_error(value: float, step: int, epoch: int, skips: int, tc: Any, ctx: Context) -> TrainingError:
