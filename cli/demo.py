@@ -189,7 +189,7 @@ def _train(config: Path, run_dir: Path, seed: int | None) -> None:
 
 def repair_loop(story: Story, out_dir: Path, seed: int | None = None, log: Callable[[str], None] | None = None) -> LoopResult:
     """Buggy run -> diagnose -> apply the recommended fixes -> retrain -> diagnose, compare, judge."""
-    from trainfix.cli.compare import comparison, diagnose_one, run_metrics
+    from trainfix.diagnostics.compare import comparison, diagnose_one, run_metrics
     from trainfix.diagnostics.finding import Severity
     from trainfix.fixes.foreign import load_document, write_document
     from trainfix.fixes.patch import patch_document

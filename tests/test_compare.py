@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from trainfix.cli.app import app
-from trainfix.cli.compare import run_metrics, verdict
+from trainfix.diagnostics.compare import run_metrics, verdict
 from trainfix.diagnostics.ingest import read_run
 
 

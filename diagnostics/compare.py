@@ -1,0 +1,170 @@
+"""Did a fix work?  Two diagnosed runs side by side: findings resolved, remaining and new, and the
+key metrics of both.
+
+A finding is matched across runs by detector and its first tag.  The metrics (:func:`run_metrics`)
+are the ones the seed stories are judged by: final and best validation metric (direction-aware),
+over the second half of the run the validation std around its linear trend and the largest
+epoch-to-epoch drop, the per-step loss max/min ratio within an epoch (median over epochs), each loss
+term's change from the first to the last tenth of the run, the spread of per-class accuracy (each
+class's median over its last 3 evaluations), and the spread of learned uncertainty weights.
+Used by ``trainfix compare``, ``trainfix demo`` and the repair benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainfix.errors import InputError
+
+NEUTRAL = {"peak lr"}
+#: stability measures of a metric in [0, 1]: differences inside this floor are noise, not a change
+NOISE_FLOOR = {"val std": 0.01, "largest val drop": 0.01}
+LOWER_IS_BETTER = {"val std", "largest val drop", "step loss max/min", "per-class acc spread", "final val loss"}
+
+
+def diagnose_one(path: Path):
+    """The diagnosis (RunReport, with its Run) of exactly one run at ``path``."""
+    from trainfix.diagnostics.engine import diagnose_paths
+
+    if not Path(path).exists():
+        raise InputError(f"no such run directory: {path}", "give two run directories (before, after)")
+    report = diagnose_paths([path])
+    runs = list(report.runs)
+    if len(runs) != 1:
+        raise InputError(f"{path} holds {len(runs)} runs; compare needs exactly one on each side",
+                         "point at the run directory itself")
+    return runs[0]
+
+
+def _key(f) -> tuple[str, str]:
+    return (f.detector, (f.tags or [""])[0])
+
+
+def _fdict(f) -> dict[str, Any]:
+    return {"detector": f.detector, "severity": getattr(f.severity, "value", f.severity), "message": f.message,
+            "fixes": list(f.fixes)}
+
+
+def comparison(a, b) -> dict[str, Any]:
+    """The comparison as plain data (what ``--format json`` prints)."""
+    fa = {_key(f): f for f in a.findings}
+    fb = {_key(f): f for f in b.findings}
+    ma, mb = run_metrics(a.run), run_metrics(b.run)
+    metrics = []
+    for name in list(dict.fromkeys(list(ma) + list(mb))):
+        va, vb = ma.get(name), mb.get(name)
+        metrics.append({"metric": name, "a": va, "b": vb, "verdict": verdict(name, va, vb)})
+    return {
+        "schema": 1,
+        "a": str(a.path),
+        "b": str(b.path),
+        "resolved": [_fdict(f) for k, f in fa.items() if k not in fb],
+        "remaining": [_fdict(f) for k, f in fb.items() if k in fa],
+        "new": [_fdict(f) for k, f in fb.items() if k not in fa],
+        "metrics": metrics,
+    }
+
+
+def verdict(name: str, a: float | None, b: float | None) -> str:
+    """"better", "worse" or "same" for metric ``name`` going from ``a`` to ``b`` ("" when unknown)."""
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+        return ""
+    if name.startswith("loss term") or name in NEUTRAL:
+        return ""  # a term falling is good for a regulariser and neutral otherwise: shown, not judged
+    scale = max(abs(a), abs(b), 1e-12)
+    if abs(a - b) <= 0.02 * scale or abs(a - b) <= NOISE_FLOOR.get(name, 0.0):
+        return "same"
+    lower = name in LOWER_IS_BETTER
+    return ("better" if b < a else "worse") if lower else ("better" if b > a else "worse")
+
+
+def _tail(values: np.ndarray, frac: float) -> np.ndarray:
+    n = max(1, int(round(len(values) * frac)))
+    return values[-n:]
+
+
+def batch_loss_ratio(run) -> float | None:
+    """Median over epochs of the max/min ratio of the per-step losses logged within the epoch.
+
+    Within an epoch, so that a loss falling from 2 to 0.1 over a healthy run is not mistaken for
+    erratic batches; None when the loss crosses zero (a ratio means nothing then) or is too short.
+    """
+    from trainfix.diagnostics import roles_vocab as R
+
+    step = run.role(R.TRAIN_LOSS_STEP)
+    if step is None:
+        return None
+    s = step.finite()
+    if len(s) < 4 or not np.all(s.values > 0):
+        return None
+    epoch = run.series("epoch")
+    if epoch is not None and len(epoch) >= 2:
+        ep = np.interp(s.steps, epoch.steps, epoch.values, left=epoch.values[0], right=epoch.values[-1])
+        groups = [s.values[np.floor(ep + 1e-9) == e] for e in np.unique(np.floor(ep + 1e-9))]
+    else:
+        groups = [s.values[i:i + 20] for i in range(0, len(s), 20)]
+    ratios = [float(np.max(g) / np.min(g)) for g in groups if len(g) >= 3]
+    return float(np.median(ratios)) if ratios else None
+
+
+def run_metrics(run) -> dict[str, float]:
+    """The key metrics of one run (see module docstring); missing data leaves a metric out."""
+    from trainfix.diagnostics import roles_vocab as R
+
+    m: dict[str, float] = {}
+    if run is None:
+        return m
+    metric = None
+    for role in (R.VAL_ACC, R.VAL_METRIC):
+        s = run.role(role)
+        if s is not None and len(s.finite()):
+            metric, tag, direction = s.finite(), s.tag, run.roles.direction(role) or "max"
+            break
+    if metric is not None:
+        v = metric.values
+        best = float(np.max(v)) if direction != "min" else float(np.min(v))
+        m[f"final {tag}"] = float(v[-1])
+        m[f"best {tag}"] = best
+        half = v[len(v) // 2:]
+        if len(half) >= 3:
+            # around its own linear trend: a metric still climbing is not unstable
+            x = np.arange(len(half), dtype=float)
+            resid = half - np.polyval(np.polyfit(x, half, 1), x)
+            m["val std"] = float(np.std(resid))
+            worse = -np.diff(half) if direction != "min" else np.diff(half)
+            m["largest val drop"] = float(max(0.0, np.max(worse)))
+    vl = run.role(R.VAL_LOSS)
+    if vl is not None and len(vl.finite()):
+        m["final val loss"] = float(vl.finite().values[-1])
+    ratio = batch_loss_ratio(run)
+    if ratio is not None:
+        m["step loss max/min"] = ratio
+    for key, s in sorted(run.group(R.LOSS_TERMS).items()):
+        v = s.finite().values
+        if len(v) >= 4:
+            first = float(np.mean(v[: max(1, len(v) // 10)]))
+            last = float(np.mean(_tail(v, 0.1)))
+            if abs(first) > 1e-12:
+                m[f"loss term {key} change"] = (last - first) / abs(first)
+    classes = run.group(R.CLASS_METRICS)
+    # each class's final accuracy as the median of its last 3 evaluations: one evaluation of a
+    # class with ~45 validation images moves by 2 points per image
+    finals = [float(np.median(s.finite().values[-3:])) for s in classes.values() if len(s.finite())]
+    if len(finals) >= 2:
+        m["per-class acc spread"] = max(finals) - min(finals)
+        m["worst class acc"] = min(finals)
+    weights = run.group(R.UW_WEIGHTS)
+    wf = [float(s.finite().values[-1]) for s in weights.values() if len(s.finite())]
+    if len(wf) >= 2:
+        m["uw weight spread"] = max(wf) - min(wf)
+    lr = run.role(R.LR)
+    if lr is not None and len(lr.finite()):
+        m["peak lr"] = float(np.max(lr.finite().values))
+    return m
+
+
+# --------------------------------------------------------------------------- rendering
