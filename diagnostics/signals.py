@@ -56,6 +56,19 @@ def need_reason(tag: str, have: int, need: int) -> str:
     return f"only {have} points of {tag}, need {need}"
 
 
+def usable(series: Any, missing: str, need: int, *, finite_only: bool = True) -> tuple[Any, str]:
+    """Every detector's first question, asked one way: ``(series, "")`` when ``series`` exists with
+    at least ``need`` points (its finite points when ``finite_only``), else ``(None, reason)`` with
+    ``missing`` when it is absent or the standard :func:`need_reason` when it is too short."""
+    if series is None:
+        return None, missing
+    if finite_only:
+        series = series.finite()
+    if len(series) < need:
+        return None, need_reason(series.tag, len(series), need)
+    return series, ""
+
+
 def mad(values: Any) -> float:
     """Median absolute deviation from the median (unscaled); nan when no finite values."""
     arr = finite(values)

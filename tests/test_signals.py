@@ -141,3 +141,15 @@ def test_enough_and_reason_and_format():
     assert sg.pct(0.859) == "85.9%"
     assert sg.fmt(1.6e-5) == "1.6e-05"
     assert sg.head_tail(np.arange(100.0), 0.1) == (4.5, 94.5)
+
+
+def test_usable_says_why_a_series_cannot_be_judged():
+    from trainfix.diagnostics.run import Series
+
+    s = Series("val/acc", np.arange(5.0), np.array([0.1, np.nan, 0.3, 0.4, np.inf]))
+    assert sg.usable(None, "no validation metric logged", 3) == (None, "no validation metric logged")
+    got, why = sg.usable(s, "missing", 3)
+    assert why == "" and list(got.values) == [0.1, 0.3, 0.4]
+    assert sg.usable(s, "missing", 4) == (None, "only 3 points of val/acc, need 4")
+    kept, _ = sg.usable(s, "missing", 5, finite_only=False)
+    assert len(kept) == 5

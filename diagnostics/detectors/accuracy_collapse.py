@@ -101,17 +101,12 @@ class AccuracyCollapse(Detector):
         min_points: int = 6
 
     def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
-        s = run.role(VAL_METRIC)
+        s, why = signals.usable(run.role(VAL_METRIC), "no validation metric logged", params.min_points)
         if s is None:
-            yield self.skip("no validation metric logged")
+            yield self.skip(why)
             return
         if (run.roles.direction(VAL_METRIC) or "max") != "max":
             yield self.skip(f"{s.tag} is minimised; collapse is judged on metrics that rise")
-            return
-        s = s.finite()
-        n = len(s)
-        if n < params.min_points:
-            yield self.skip(signals.need_reason(s.tag, n, params.min_points))
             return
         y = s.values
         sm = signals.smooth(y, 3)

@@ -121,15 +121,11 @@ class BatchLossVariance(Detector):
         min_points: int = 50
 
     def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
-        s = run.role(TRAIN_LOSS_STEP)
+        s, why = signals.usable(run.role(TRAIN_LOSS_STEP), "no per-step training loss logged", params.min_points)
         if s is None:
-            yield self.skip("no per-step training loss logged")
+            yield self.skip(why)
             return
-        s = s.finite()
         n = len(s)
-        if n < params.min_points:
-            yield self.skip(signals.need_reason(s.tag, n, params.min_points))
-            return
         if np.mean(s.values <= 0) > 0.05:
             yield self.skip(f"{s.tag} is zero or negative in {signals.pct(float(np.mean(s.values <= 0)))} "
                             "of the steps; a max/min ratio is meaningless")

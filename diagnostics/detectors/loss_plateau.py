@@ -136,13 +136,11 @@ class LossPlateau(Detector):
 
     def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
         loss, how = signals.training_loss(run)
+        loss, why = signals.usable(loss, how, params.min_points, finite_only=False)
         if loss is None:
-            yield self.skip(how)
+            yield self.skip(why)
             return
         n = len(loss)
-        if n < params.min_points:
-            yield self.skip(signals.need_reason(loss.tag, n, params.min_points))
-            return
         y = loss.values
         sm = signals.smooth(y, 3 if n < 40 else 5)
         noise = signals.noise_scale(y)

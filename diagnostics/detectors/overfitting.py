@@ -87,11 +87,11 @@ class Overfitting(Detector):
         if train is None:
             yield self.skip(how)
             return
-        val = val.finite()
-        n = len(val)
-        if n < params.min_points:
-            yield self.skip(signals.need_reason(val.tag, n, params.min_points))
+        val, why = signals.usable(val, "no validation loss logged", params.min_points)
+        if val is None:
+            yield self.skip(why)
             return
+        n = len(val)
         if len(train) < 3:
             yield self.skip(signals.need_reason(train.tag, len(train), 3))
             return
