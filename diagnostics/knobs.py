@@ -9,6 +9,7 @@ match a leaf key case-insensitively anywhere in the tree (``optimizer.lr`` and `
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -114,8 +115,6 @@ def lookup(config: dict, knob: str, default: Any = None) -> Any:
 def finite_float(value: Any) -> float | None:
     """A config value as a finite float ("5e-4" included); None for booleans, missing, non-numeric,
     NaN or Inf values."""
-    import math
-
     if isinstance(value, bool) or value is None:
         return None
     try:

@@ -59,11 +59,9 @@ def _as_counts(value: Any) -> dict[str, float] | None:
 
 
 def _count_ratio(counts: dict[str, float] | None) -> float | None:
-    """max/min of recorded per-class training counts, or None when unknown or degenerate."""
-    if not counts:
-        return None
-    values = [v for v in counts.values() if v > 0]
-    return max(values) / min(values) if len(values) >= 2 else None
+    """max/min of the positive recorded per-class training counts, or None when there are none."""
+    positive = [v for v in (counts or {}).values() if v > 0]
+    return max(positive) / min(positive) if positive else None
 
 
 def _is_on(value: Any) -> bool:
@@ -241,14 +239,13 @@ class ClassDisparity(Detector):
             "class_weights": weights,
             "sampler": sampler,
         }
+        ratio = count_ratio
         if counts:
-            positive = [c for c in counts.values() if c > 0]
-            ratio = max(positive) / min(positive) if positive else None
             evidence["class_counts"] = counts
             evidence["count_ratio"] = ratio
             if ratio:
+                positive = [c for c in counts.values() if c > 0]
                 msg += f"; training counts range {min(positive):g}..{max(positive):g} ({signals.fmt(ratio, 3)}x)"
-        ratio = evidence.get("count_ratio")
         if balanced_loss and balanced_sampler:
             fixes: list[str] = []
             msg += "; the config already balances the loss and the sampler, so look at capacity and data"
