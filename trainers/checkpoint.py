@@ -85,15 +85,21 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` saved.
+
+    A resumed run loads its checkpoint with ``map_location`` set to the training device, which puts
+    these tensors on the GPU too; the generators take their state only as CPU byte tensors ("RNG
+    state must be a torch.ByteTensor"), so each is brought back to the CPU first.
+    """
     py = state["python"]
     random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
     npst = state["numpy"]
     np.random.set_state(
-        (npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["gauss"])
+        (npst["name"], npst["keys"].cpu().numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["gauss"])
     )
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 # --- files ---------------------------------------------------------------------------------------

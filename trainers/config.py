@@ -56,6 +56,8 @@ class RunSection:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype (fp16 adds a GradScaler)
     compile: bool = False  # torch.compile the model (checkpoints still hold the plain module)
     world_size: Optional[int] = None  # recorded: data-parallel processes
+    dist_backend: Optional[str] = None  # recorded: the process group's backend under torchrun (nccl | gloo)
+    device_total_mb: Optional[float] = None  # recorded: the device's total memory (CUDA) or the machine's (CPU)
 
 
 @dataclass
@@ -174,7 +176,8 @@ COMPONENT_SECTIONS = ("data", "model", "loss")
 ALL_SECTIONS = ("run", "data", "model", "loss", "optimizer", "schedule", "training", "sparse", "stages",
                 "logging", "checkpoint", "applied_fixes")
 REQUIRED_SECTIONS = ("data", "model")
-RECORDED = (("run", "world_size"), ("training", "global_batch"), ("optimizer", "scaled_lr"))
+RECORDED = (("run", "world_size"), ("run", "dist_backend"), ("run", "device_total_mb"), ("training", "global_batch"),
+            ("optimizer", "scaled_lr"))
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -579,7 +582,7 @@ def write_resolved(cfg: RunConfig, path: str | os.PathLike, source: str | None =
     """Write the resolved config (with recorded values) atomically, with a header comment."""
     header = [
         "# Resolved trainfix run config: every default filled in, plus values the trainer recorded",
-        "# (run.world_size, training.global_batch, optimizer.scaled_lr).",
+        "# (run.world_size, run.dist_backend, run.device_total_mb, training.global_batch, optimizer.scaled_lr).",
     ]
     if source:
         header.append(f"# Source: {source}")

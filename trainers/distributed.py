@@ -14,7 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import torch
@@ -27,6 +27,8 @@ class DistInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    launched: bool = False  # started by torchrun: joins a process group even at world size 1
+    backend: str | None = None  # the process group's backend once joined (nccl | gloo)
 
     @property
     def is_main(self) -> bool:
@@ -34,24 +36,32 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.launched or self.world_size > 1
 
 
 def env_info() -> DistInfo:
-    """Rank and world size from torchrun's environment variables (1 process when absent)."""
+    """Rank and world size from torchrun's environment variables (1 process when absent).
+
+    A process torchrun started (it sets ``TORCHELASTIC_RUN_ID`` and ``MASTER_ADDR``) joins the
+    process group even when it is alone, so ``torchrun --nproc_per_node 1`` runs the same DDP code
+    path (wrapper, all-reduces, nccl on CUDA) as a larger job.
+    """
+    env = os.environ
     return DistInfo(
-        rank=int(os.environ.get("RANK", 0)),
-        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        rank=int(env.get("RANK", 0)),
+        local_rank=int(env.get("LOCAL_RANK", 0)),
+        world_size=int(env.get("WORLD_SIZE", 1)),
+        launched="TORCHELASTIC_RUN_ID" in env and "MASTER_ADDR" in env,
     )
 
 
 def init(device: torch.device) -> DistInfo:
     """Join the process group when launched by torchrun; no-op for a single process."""
     info = env_info()
-    if info.enabled and not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend=backend)
+    if info.enabled:
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        info = replace(info, backend=str(torch.distributed.get_backend()))
     return info
 
 

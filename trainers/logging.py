@@ -54,6 +54,21 @@ def memory_mb(device: Any = None) -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def device_total_mb(device: Any = None) -> float:
+    """Total memory of ``device`` when it is a CUDA device, else the machine's RAM, in MB.
+
+    Recorded in the resolved config as ``run.device_total_mb`` so that ``memory-growth`` can say
+    when a growing ``mem/allocated_mb`` would run out of memory.
+    """
+    import torch
+
+    if device is not None and getattr(device, "type", str(device)) == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory / 2**20
+    import psutil
+
+    return psutil.virtual_memory().total / 2**20
+
+
 def _truncate_lines(path: Path, keep: int) -> None:
     """Keep the first ``keep`` lines of ``path`` (atomically)."""
     if not path.exists():

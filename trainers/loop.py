@@ -346,10 +346,13 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
     base_lr = scaled_lr(cfg.optimizer.lr, cfg.optimizer.lr_scaling, global_batch, cfg.optimizer.reference_batch)
     if info.is_main:
         cfg.run.world_size = info.world_size
+        cfg.run.dist_backend = info.backend
+        cfg.run.device_total_mb = round(tags.device_total_mb(device), 1)
         cfg.training.global_batch = global_batch
         cfg.optimizer.scaled_lr = base_lr
         write_resolved(cfg, out / "config.yaml", source=str(config) if isinstance(config, (str, Path)) else None)
-        say(f"trainfix train -> {out}  (device {device}, {info.world_size} process{'es' if info.world_size > 1 else ''})")
+        say(f"trainfix train -> {out}  (device {device}, {info.world_size} process{'es' if info.world_size > 1 else ''}"
+            f"{', ' + info.backend if info.backend else ''})")
         say(f"lr {cfg.optimizer.lr:g} -> {base_lr:g} ({cfg.optimizer.lr_scaling} scaling; global batch {global_batch} = "
             f"{cfg.training.batch_size} x {cfg.training.grad_accum} accum x {info.world_size} process"
             f"{'es' if info.world_size > 1 else ''}; reference {cfg.optimizer.reference_batch})")
