@@ -51,6 +51,7 @@ def _register() -> None:
         inspect,
         listing,
         metrics,
+        report,
         train,
     )
 
@@ -64,6 +65,7 @@ def _register() -> None:
     app.command("train")(train.train_command)
     app.command("compare")(compare.compare_command)
     app.command("demo")(demo.demo_command)
+    app.command("report")(report.report_command)
 
 
 _register()

@@ -1002,3 +1002,15 @@ def _stable_hash(text: str) -> int:
     for ch in text.encode():
         h = ((h ^ ch) * 16777619) % (1 << 32)
     return h
+
+
+def as_records(run: Run) -> list[dict[str, Any]]:
+    """The run as the trainer's ``metrics.jsonl`` records (``{"step", "wall_time", tag: value}``),
+    one per step in step order: what a run dir written by trainfix holds, for tests and benchmarks
+    that replay a corpus run through the file readers (``watch``, the early-warning benchmark)."""
+    by_step: dict[float, dict[str, Any]] = {}
+    for tag, step, value in zip(run.scalars["tag"], run.scalars["step"], run.scalars["value"]):
+        rec = by_step.setdefault(float(step), {"step": int(step) if float(step).is_integer() else float(step),
+                                               "wall_time": 1.7e9 + float(step)})
+        rec[str(tag)] = float(value)
+    return [by_step[s] for s in sorted(by_step)]
