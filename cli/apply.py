@@ -156,7 +156,9 @@ def diagnose_quietly(run_dir: Path):
     try:
         from trainfix.diagnostics.engine import diagnose_paths
 
-        report = diagnose_paths([run_dir])
+        from trainfix.cli.common import expected_model
+
+        report = diagnose_paths([run_dir], model_builder=expected_model)
     except (TrainfixError, ImportError):
         return None
     runs = list(getattr(report, "runs", []) or [])

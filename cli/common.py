@@ -42,6 +42,15 @@ def debug_enabled() -> bool:
     return _STATE["debug"] or os.environ.get("TRAINFIX_DEBUG", "") not in ("", "0")
 
 
+def expected_model(config: dict) -> Any:
+    """The model builder the commands hand to the diagnosis: the state-dict layout of the model a
+    run's trainfix config builds, from trainfix's registered components only (a ``_component_``
+    path is refused, never imported).  torch is imported here, on first use, not when logs are read."""
+    from trainfix.trainers.build import expected_model as build
+
+    return build(config)
+
+
 def fail(exc: TrainfixError, *, json_mode: bool = False) -> None:
     """Report an expected error and exit 2."""
     if json_mode:

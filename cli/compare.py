@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from trainfix.cli.common import command, out
+from trainfix.cli.common import command, expected_model, out
 from trainfix.diagnostics.compare import comparison, diagnose_one
 from trainfix.errors import UsageError
 
@@ -31,8 +31,8 @@ def compare_command(
     """Compare two runs: findings resolved / remaining / new, and key metrics side by side."""
     if format not in ("rich", "json"):
         raise UsageError(f"unknown format '{format}'", "use --format rich or --format json")
-    a = diagnose_one(run_a)
-    b = diagnose_one(run_b)
+    a = diagnose_one(run_a, expected_model)
+    b = diagnose_one(run_b, expected_model)
     data = comparison(a, b)
     if format == "json":
         sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")

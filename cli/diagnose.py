@@ -100,7 +100,7 @@ def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, 
         s_fail = getattr(settings, "fail_on", None)
         fail_on = choice(s_fail, SEVERITIES, "fail_on in [tool.trainfix]") if s_fail else default_fail_on
     report = engine.diagnose_paths(paths, metric_overrides=metrics, settings=settings, select=select,
-                                   ignore=ignore, params=params)
+                                   ignore=ignore, params=params, model_builder=common.expected_model)
     emit(report, fmt, output=output, show_skipped=show_skipped)
     if junit is not None:
         write_atomic(junit, render(report, "junit"))

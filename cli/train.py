@@ -28,8 +28,16 @@ def train_command(
     nproc: Annotated[int, typer.Option("--nproc", min=1, help="Data-parallel processes, launched through torchrun.")] = 1,
     device: Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda (overrides run.device).")] = None,
     validate_only: Annotated[bool, typer.Option("--validate", help="Only validate the config (every problem at once) and exit.")] = False,
+    import_components: Annotated[
+        bool, typer.Option("--import-components", help="With --validate: import each _component_ the config names and bind its arguments (runs that code).")
+    ] = False,
 ) -> None:
-    """Train a model from a run config; writes metrics.jsonl, TensorBoard events and checkpoints."""
+    """Train a model from a run config; writes metrics.jsonl, TensorBoard events and checkpoints.
+
+    Training imports the ``_component_`` paths the config names: train only configs you trust.
+    ``--validate`` checks them without importing anything (the module must be findable on the import
+    path); add ``--import-components`` to import them and bind their arguments too.
+    """
     from trainfix.trainers.config import load_config
 
     ovr = list(overrides or [])
@@ -41,10 +49,15 @@ def train_command(
         if not (resume and out_dir is not None):
             raise UsageError("--config is required", "trainfix train --config examples/digits-quick.yaml --out runs/x")
         config = out_dir / "config.yaml"
-    cfg = load_config(config, ovr)  # validate before anything starts (also before launching N processes)
     if validate_only:
-        out().print(f"{config}: valid")
+        cfg = load_config(config, ovr, imports=import_components)
+        unbound = [] if import_components else _locate_components(cfg)
+        note = f" ({', '.join(unbound)} found, not imported: --import-components binds their arguments)" if unbound else ""
+        out().print(f"{config}: valid{note}")
         return
+    if import_components:
+        raise UsageError("--import-components goes with --validate", "training imports the components anyway")
+    cfg = load_config(config, ovr, imports=True)  # validate before anything starts (also before launching N processes)
     if init_from is not None and resume:
         raise UsageError("--init-from and --resume exclude each other", "--resume continues a run; --init-from starts a new one from weights")
     if nproc > 1:
@@ -60,3 +73,24 @@ def train_command(
     result = train(config, out_dir=out_dir, resume=resume, overrides=ovr, init_from=init_from)
     summary = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if k in ("train/loss", "val/loss", "val/acc", "val/auc"))
     out().print(f"run dir: {result.out_dir}\n{summary}")
+
+
+def _locate_components(cfg) -> list[str]:
+    """Check that each ``_component_`` outside the registries can be found, without importing it
+    (ConfigError otherwise); return their dotted section names (``model._component_``)."""
+    from trainfix.errors import ConfigError
+    from trainfix.trainers.components import registry
+
+    problems, found = [], []
+    for kind in ("data", "model", "loss"):
+        target = getattr(cfg, kind).component
+        if target and not registry.is_registered_target(target):
+            why = registry.locate_target(target)
+            if why:
+                problems.append(f"{kind}._component_ {target!r}: {why}")
+            else:
+                found.append(f"{kind}._component_")
+    if problems:
+        raise ConfigError(f"invalid config: {len(problems)} problem{'s' if len(problems) != 1 else ''}",
+                          "check the module is installed and on PYTHONPATH", details=problems)
+    return found

@@ -447,6 +447,8 @@ class KeyReport:
 
 def _model_shapes(model: Any) -> tuple[dict[str, tuple], set[str]]:
     """(key -> shape of the model's state_dict, names that are parameters)."""
+    if hasattr(model, "shapes") and hasattr(model, "params"):  # an ExpectedModel
+        return {k: tuple(v) for k, v in model.shapes.items()}, set(model.params)
     if hasattr(model, "state_dict") and hasattr(model, "named_parameters"):
         shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         params = {k for k, _ in model.named_parameters()}

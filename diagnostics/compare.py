@@ -26,13 +26,14 @@ NOISE_FLOOR = {"val std": 0.01, "largest val drop": 0.01}
 LOWER_IS_BETTER = {"val std", "largest val drop", "step loss max/min", "per-class acc spread", "final val loss"}
 
 
-def diagnose_one(path: Path):
-    """The diagnosis (RunReport, with its Run) of exactly one run at ``path``."""
+def diagnose_one(path: Path, model_builder: Any = None):
+    """The diagnosis (RunReport, with its Run) of exactly one run at ``path`` (``model_builder``:
+    see :func:`~trainfix.diagnostics.engine.diagnose_paths`)."""
     from trainfix.diagnostics.engine import diagnose_paths
 
     if not Path(path).exists():
         raise InputError(f"no such run directory: {path}", "give two run directories (before, after)")
-    report = diagnose_paths([path])
+    report = diagnose_paths([path], model_builder=model_builder)
     runs = list(report.runs)
     if len(runs) != 1:
         raise InputError(f"{path} holds {len(runs)} runs; compare needs exactly one on each side",

@@ -201,8 +201,14 @@ def diagnose_paths(
     ignore: Iterable[str] | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     detectors: Mapping[str, type] | None = None,
+    model_builder: Any = None,
 ) -> Report:
     """Read every run under ``paths`` (a directory may hold several runs) and diagnose each.
+
+    ``model_builder`` (config dict -> :class:`~trainfix.diagnostics.run.ExpectedModel`) lets
+    checkpoint detectors compare checkpoints with the model a run's trainfix config builds; the
+    commands pass :func:`trainfix.trainers.build.expected_model` (registered components only).
+    Without it that comparison is skipped: diagnostics never builds models on its own.
 
     Settings (``[tool.trainfix]``) supply role overrides, parameter overrides and select/ignore;
     explicit arguments win: ``metric_overrides`` and ``params`` are merged over the settings',
@@ -228,6 +234,7 @@ def diagnose_paths(
     for path in paths:
         for run_path in _find_runs(Path(path)):
             run = _read_run(run_path, metric_overrides=metrics or None, settings=settings)
+            run.model_builder = model_builder
             reports.append(diagnose(run, select=sel, ignore=ign, params=merged_params,
                                     detectors=detectors))
     return Report(reports)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -72,6 +72,15 @@ class CheckpointRef:
 
 
 @dataclass
+class ExpectedModel:
+    """The state-dict layout of the model a run's config builds: key -> shape, and which keys are
+    parameters (the rest are buffers).  Plain data: detectors compare checkpoints with it."""
+
+    shapes: dict[str, tuple[int, ...]]
+    params: set[str]
+
+
+@dataclass
 class Run:
     """One run directory, read.
 
@@ -79,6 +88,13 @@ class Run:
     (format -> file count), ``files`` (list of ``{path, format, points}``), ``tags``, ``points``,
     ``checkpoints``, ``restarts`` (list of ``{tag or source, step}``), ``skipped`` (list of
     ``{path, reason}``), ``corrupt_records`` (count).
+
+    ``own_config`` is trainfix's own run config when the directory holds one (``config.yaml`` with
+    trainfix's sections), as read, before foreign configs are merged into ``config``.
+    ``model_builder`` is set by whoever orchestrates the diagnosis (the commands pass
+    ``trainfix.trainers.build.expected_model``, which builds registered components only): given
+    ``own_config`` it returns an :class:`ExpectedModel`.  :attr:`expected_model` calls it once, on
+    first use; detectors read that attribute and never build anything themselves.
     """
 
     path: Path
@@ -88,9 +104,24 @@ class Run:
     checkpoints: list[CheckpointRef] = field(default_factory=list)
     roles: RoleMap = field(default_factory=RoleMap)
     inputs: dict[str, Any] = field(default_factory=dict)
+    own_config: dict[str, Any] | None = None
+    model_builder: Callable[[dict], ExpectedModel] | None = None
 
     def __post_init__(self) -> None:
         self._series_cache: dict[str, Series] = {}
+
+    @cached_property
+    def expected_model(self) -> tuple[ExpectedModel | None, str | None]:
+        """(the layout of the model ``own_config`` builds, None) or (None, why there is none)."""
+        if self.own_config is None:
+            return None, "the run has no trainfix config.yaml"
+        if self.model_builder is None:
+            return None, "no model builder was given to this diagnosis"
+        try:
+            return self.model_builder(self.own_config), None
+        except Exception as exc:  # an invalid or foreign-component config must not stop the diagnosis
+            message = getattr(exc, "message", None) or str(exc)
+            return None, f"building the model from the run's config.yaml failed: {type(exc).__name__}: {message}"
 
     @property
     def tags(self) -> list[str]:
@@ -136,4 +167,4 @@ class Run:
         import pandas as pd
 
         return Run(self.path, pd.concat(parts, ignore_index=True), self.config, self.config_files,
-                   self.checkpoints, self.roles, dict(self.inputs))
+                   self.checkpoints, self.roles, dict(self.inputs), self.own_config, self.model_builder)

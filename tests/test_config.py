@@ -177,11 +177,22 @@ def test_component_escape_hatch_binds_to_the_user_class(tmp_path, monkeypatch):
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     ok = {**MINIMAL, "model": {"_component_": "user_models.Net", "hidden": 4}}
-    assert validate(ok) == []
-    assert validate({**ok, "model": {"_component_": "user_models.Net", "hiden": 4}}) == [
+    assert validate(ok, imports=True) == []
+    assert validate({**ok, "model": {"_component_": "user_models.Net", "hiden": 4}}, imports=True) == [
         "model.hiden: not an argument of model 'user_models.Net' (did you mean 'hidden'?); known: hidden"]
-    assert validate({**ok, "model": {"_component_": "user_models.Nope"}})[0].startswith("model: 'user_models' has no attribute")
+    assert validate({**ok, "model": {"_component_": "user_models.Nope"}}, imports=True)[0].startswith(
+        "model: 'user_models' has no attribute")
     sys.modules.pop("user_models", None)
+
+
+def test_component_paths_are_not_imported_unless_asked(tmp_path, monkeypatch):
+    (tmp_path / "noisy_models.py").write_text("import pathlib\npathlib.Path(__file__).with_name('ran').touch()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = {**MINIMAL, "model": {"_component_": "noisy_models.Net", "hiden": 4}}
+    assert validate(cfg) == []  # form checked only: arguments are bound when `train` imports it
+    assert validate({**MINIMAL, "model": {"_component_": "not a path!"}}) == [
+        "model._component_: 'not a path!' is not an import path; write it as 'package.module.Name' or 'package.module:Name'"]
+    assert not (tmp_path / "ran").exists() and "noisy_models" not in sys.modules
 
 
 def test_config_module_does_not_import_torch():

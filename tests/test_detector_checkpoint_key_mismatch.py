@@ -141,7 +141,11 @@ def _trainfix_run(tmp_path: Path, width: int) -> Run:
     model = model_from_config(saved_cfg)
     torch.save({"model": model.state_dict(), "step": 21}, run_dir / "checkpoints" / "last.pt")
     shutil.copy(src, run_dir / "config.yaml")
-    return _run(run_dir, cfg, [run_dir / "config.yaml"])
+    from trainfix.trainers.build import expected_model
+
+    run = _run(run_dir, cfg, [run_dir / "config.yaml"])
+    run.own_config, run.model_builder = cfg, expected_model
+    return run
 
 
 def test_config_model_comparison_fires_on_an_architecture_mismatch(tmp_path):

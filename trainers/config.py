@@ -15,7 +15,9 @@ Three values are *recorded* by the trainer, not set by users (any value given is
 ``config.yaml`` say what actually ran, which the lr-scaling detector and fixes read back.
 
 This module imports no torch: fix recipes use it for the schema.  Checking a component section
-imports its factory module (and so torch) lazily.
+imports its factory module (and so torch) lazily: trainfix's own registered factories always, a
+``_component_`` path outside the registries only with ``imports=True`` (``trainfix train`` on the
+user's own config).  Read as data (diagnose, apply, compare), a config never imports anything it names.
 """
 
 from __future__ import annotations
@@ -313,7 +315,10 @@ def _check_ranges(section: str, value: dict, errors: list[str]) -> None:
             errors.append(f"schedule.warmup_epochs: must be >= 0, got {v}")
 
 
-def _check_component(kind: str, value: Any, errors: list[str]) -> None:
+def _check_component(kind: str, value: Any, errors: list[str], imports: bool = False) -> None:
+    """Check a ``data``/``model``/``loss`` section.  Registered names are bound to their factory's
+    signature.  A ``_component_`` outside the registries is bound only with ``imports`` (the user's
+    own config, in ``trainfix train``); otherwise its path is checked for form and nothing is imported."""
     from trainfix.trainers.components import registry
 
     if not isinstance(value, dict):
@@ -321,16 +326,19 @@ def _check_component(kind: str, value: Any, errors: list[str]) -> None:
         return
     if registry.COMPONENT_KEY in value:
         target = value[registry.COMPONENT_KEY]
-        if not isinstance(target, str) or not target:
-            errors.append(f"{kind}._component_: expected an import path such as 'mypkg.models.Net'")
+        problem = registry.target_problem(target)
+        if problem:
+            errors.append(f"{kind}._component_: {problem}")
             return
+        if not imports and not registry.is_registered_target(target):
+            return  # not imported: its arguments are bound when `trainfix train` imports it
     else:
         reg = registry.REGISTRIES[kind]
         name = value.get("name")
         if name is None:
             errors.append(f"{kind}.name: missing; known: {', '.join(sorted(reg))} (or _component_: pkg.mod.Class)")
             return
-        if name not in reg:
+        if not isinstance(name, str) or name not in reg:
             errors.append(f"{kind}.name: unknown {kind} {name!r}{did_you_mean(name, reg)}; known: {', '.join(sorted(reg))}")
             return
         target = reg[name]
@@ -359,7 +367,7 @@ def _check_component(kind: str, value: Any, errors: list[str]) -> None:
             errors.append(f"{kind}.{key}: required by {kind} {label!r}")
 
 
-def _check_stages(value: Any, base: dict, errors: list[str], deep: bool) -> None:
+def _check_stages(value: Any, base: dict, errors: list[str], deep: bool, imports: bool = False) -> None:
     if not isinstance(value, list):
         errors.append(f"stages: expected a list, got {type(value).__name__}")
         return
@@ -394,11 +402,15 @@ def _check_stages(value: Any, base: dict, errors: list[str], deep: bool) -> None
             except ConfigError as exc:
                 errors.append(f"{where}.overrides: {exc.message}")
                 continue
-            errors.extend(f"{where}.overrides: {e}" for e in validate(merged))
+            errors.extend(f"{where}.overrides: {e}" for e in validate(merged, imports=imports))
 
 
-def validate(config: Any) -> list[str]:
-    """Every problem in ``config`` (a dict as loaded from YAML), each with its dotted path."""
+def validate(config: Any, *, imports: bool = False) -> list[str]:
+    """Every problem in ``config`` (a dict as loaded from YAML), each with its dotted path.
+
+    ``imports=True`` also imports each ``_component_`` outside the registries to bind its arguments;
+    only ``trainfix train`` on the user's own config (or ``train --validate --import-components``)
+    asks for it.  Without it nothing a config names is imported."""
     errors: list[str] = []
     if not isinstance(config, dict):
         return [f"config: expected a mapping of sections, got {type(config).__name__}"]
@@ -413,9 +425,9 @@ def validate(config: Any) -> list[str]:
             _check_fixed(key, cls, config[key], errors)
     for kind in COMPONENT_SECTIONS:
         if kind in config:
-            _check_component(kind, config[kind], errors)
+            _check_component(kind, config[kind], errors, imports)
     if config.get("stages"):
-        _check_stages(config["stages"], config, errors, deep=True)
+        _check_stages(config["stages"], config, errors, deep=True, imports=imports)
     fixes = config.get("applied_fixes")
     if fixes is not None and not (isinstance(fixes, list) and all(isinstance(f, dict) for f in fixes)):
         errors.append("applied_fixes: expected a list of mappings")
@@ -439,9 +451,10 @@ def _component(value: dict) -> Component:
     return Component(name=value.get("name"), component=value.get(COMPONENT_KEY), args=args)
 
 
-def from_dict(config: dict) -> RunConfig:
-    """A :class:`RunConfig` from a dict; raises ConfigError listing every problem."""
-    errors = validate(config)
+def from_dict(config: dict, *, imports: bool = False) -> RunConfig:
+    """A :class:`RunConfig` from a dict; raises ConfigError listing every problem (``imports``: see
+    :func:`validate`)."""
+    errors = validate(config, imports=imports)
     if errors:
         raise ConfigError(
             f"invalid config: {len(errors)} problem{'s' if len(errors) != 1 else ''}",
@@ -547,9 +560,9 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
-def load_config(path: str | os.PathLike, overrides: typing.Sequence[str] = ()) -> RunConfig:
-    """Read, override and validate a YAML run config."""
-    return from_dict(apply_overrides(read_yaml(path), overrides))
+def load_config(path: str | os.PathLike, overrides: typing.Sequence[str] = (), *, imports: bool = False) -> RunConfig:
+    """Read, override and validate a YAML run config (``imports``: see :func:`validate`)."""
+    return from_dict(apply_overrides(read_yaml(path), overrides), imports=imports)
 
 
 def stage_config(cfg: RunConfig, stage: StageConfig) -> RunConfig:

@@ -102,7 +102,8 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
 
     # --- data, model, loss ----------------------------------------------------------------------
-    bundle, model, loss_fn = build(cfg)  # the model's init is seeded by run.seed, same on every rank
+    # `train` runs the user's own config (_component_ allowed); init seeded by run.seed on every rank
+    bundle, model, loss_fn = build(cfg, imports=True)
     model.to(device)
     loss_fn.to(device)
     torch.manual_seed(seed + 7919 * info.rank + 104729 * stage.index)  # dropout etc. differ per rank/stage
@@ -331,7 +332,7 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
     ``init_from`` (a checkpoint or state-dict file) is a warm start instead: a NEW run whose model
     starts from those weights, with fresh optimizer, schedule and step count.
     """
-    cfg = as_config(config, tuple(overrides))
+    cfg = as_config(config, tuple(overrides), imports=True)  # the user's own config: _component_ allowed
     info0 = distributed.env_info()
     device = pick_device(cfg.run.device, info0.local_rank)
     info = distributed.init(device)

@@ -29,29 +29,6 @@ def _is_trainfix_config(run: Any) -> bool:
     return isinstance(model, dict) and "name" in model and isinstance(cfg.get("training"), dict)
 
 
-def _config_file(run: Any) -> Path | None:
-    files = [Path(p) for p in (run.config_files or [])]
-    for p in files:
-        if p.name == "config.yaml" and p.is_file():
-            return p
-    return None
-
-
-def _build_model(run: Any) -> tuple[Any, str | None]:
-    """(model, None) or (None, reason): built lazily, guarded; never raises."""
-    path = _config_file(run)
-    source: Any = path if path is not None else run.config
-    try:
-        from trainfix.trainers.build import model_from_config
-    except Exception as exc:  # torch or the trainer missing
-        return None, f"cannot build the model ({type(exc).__name__}: {exc})"
-    try:
-        return model_from_config(source), None
-    except Exception as exc:
-        name = path.name if path is not None else "the run config"
-        return None, f"building the model from {name} failed: {type(exc).__name__}: {exc}"
-
-
 class CheckpointKeyMismatch(Detector):
     """Checkpoint keys carry a wrapper prefix, or would not fill the run's model.
 
@@ -63,7 +40,9 @@ class CheckpointKeyMismatch(Detector):
     combinations such as ``module._orig_mod.``, and ``model.`` in a Lightning checkpoint.  When the run
     holds a trainfix config, the model it builds is compared with each checkpoint: any missing,
     unexpected or shape-mismatched key, i.e. a ``strict=False`` load that fills less than the whole
-    model, is reported too.
+    model, is reported too.  That model's layout comes from ``run.expected_model``, built by the
+    command from trainfix's registered components only (a config naming a ``_component_`` is never
+    imported); the detector builds nothing and reads no file.
 
     Why it matters
     --------------
@@ -135,7 +114,7 @@ class CheckpointKeyMismatch(Detector):
         model = None
         model_note = None
         if params.compare_with_config_model and _is_trainfix_config(run):
-            model, model_note = _build_model(run)
+            model, model_note = getattr(run, "expected_model", (None, None))  # built by the command, registered components only
 
         # group files by the problem they share, so three copies of one bug make one finding
         groups: dict[tuple, list[tuple[Any, Any, dict]]] = {}
@@ -160,7 +139,7 @@ class CheckpointKeyMismatch(Detector):
                 shapes = {k: tuple(v) for k, v in s.shapes.items()}
                 rep = compare_to_model(shapes, model)
                 if rep.fill_share < params.min_fill_share or rep.shape_mismatched:
-                    fixed = compare_to_model(strip_prefixes(shapes, list(model.state_dict())), model)
+                    fixed = compare_to_model(strip_prefixes(shapes, list(model.shapes)), model)
                     problem.update(missing=len(rep.missing), unexpected=len(rep.unexpected),
                                    shape_mismatched=len(rep.shape_mismatched),
                                    fill_share=round(rep.fill_share, 4),

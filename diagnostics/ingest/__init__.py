@@ -201,7 +201,7 @@ def read_run(
     scalars, facts = assemble(kept)
     del tables, kept
 
-    config, config_files, cfg_skipped = merge_configs(root, found.configs)
+    config, config_files, cfg_skipped, own_config = merge_configs(root, found.configs)
     skipped.extend({"path": _rel(Path(s["path"]), root), "reason": s["reason"]} for s in cfg_skipped)
     if extra_config:
         config = deep_merge(extra_config, config)
@@ -252,4 +252,4 @@ def read_run(
             size = -1
         checkpoints.append(CheckpointRef(c, size))
     return Run(path=p, scalars=scalars, config=config, config_files=config_files, checkpoints=checkpoints,
-               roles=roles, inputs=inputs)
+               roles=roles, inputs=inputs, own_config=own_config)

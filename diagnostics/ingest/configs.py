@@ -69,8 +69,9 @@ def deep_merge(base: dict, top: dict) -> dict:
     return out
 
 
-def merge_configs(root: Path, paths: list[Path]) -> tuple[dict, list[Path], list[dict]]:
-    """Read and merge config files; return (config, files in merge order, skipped)."""
+def merge_configs(root: Path, paths: list[Path]) -> tuple[dict, list[Path], list[dict], dict | None]:
+    """Read and merge config files; return (config, files in merge order, skipped, trainfix's own
+    config as read or None)."""
     loaded: list[tuple[tuple, Path, dict]] = []
     skipped: list[dict] = []
     for p in paths:
@@ -90,6 +91,9 @@ def merge_configs(root: Path, paths: list[Path]) -> tuple[dict, list[Path], list
         loaded.append((rank, p, data))
     loaded.sort(key=lambda item: item[0])
     config: dict = {}
-    for _, _, data in loaded:
+    own: dict | None = None
+    for rank, _, data in loaded:
         config = deep_merge(config, data)
-    return config, [p for _, p, _ in loaded], skipped
+        if rank[0] == 2:
+            own = data  # the shallowest trainfix config.yaml sorts last: it wins
+    return config, [p for _, p, _ in loaded], skipped, own

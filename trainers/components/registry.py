@@ -7,6 +7,12 @@ reading this table (and validating a config) imports nothing heavy until a compo
 Escape hatch: a section with ``_component_: mypkg.models.Net`` (or ``mypkg.models:Net``) instead of
 ``name`` imports that callable; it is called exactly like a registered factory.
 
+Trust: ``_component_`` is code named by a config file, so it is imported only when the caller says
+the config is the user's own (``imports=True``: ``trainfix train`` and its Python API).  Everywhere
+else (diagnosing, comparing, planning fixes, validating) a ``_component_`` resolves only when it
+names one of the registered factories below; any other path raises
+:class:`UntrustedComponent` and nothing is imported.
+
 Factory signatures (the first parameter is injected by the trainer, never set in the config):
 
 - dataset ``(seed: int, **args) -> DataBundle``
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from typing import Any, Callable
 
 from trainfix.errors import ConfigError
@@ -57,12 +64,71 @@ INJECTED: dict[str, str] = {"data": "seed", "model": "bundle", "loss": "bundle"}
 COMPONENT_KEY = "_component_"
 
 
-def import_target(target: str) -> Callable:
-    """Import ``"pkg.mod:attr"`` or ``"pkg.mod.attr"`` and return the attribute."""
+class UntrustedComponent(ConfigError):
+    """A ``_component_`` path outside the registries, met where configs are read as data."""
+
+
+def _normalise(target: str) -> str:
+    return target.replace(":", ".")
+
+
+def is_registered_target(target: str) -> bool:
+    """Whether ``target`` (``pkg.mod:name`` or ``pkg.mod.name``) is one of trainfix's own factories."""
+    if not isinstance(target, str):
+        return False
+    return _normalise(target) in {_normalise(t) for reg in REGISTRIES.values() for t in reg.values()}
+
+
+def target_problem(target: Any) -> str | None:
+    """What is wrong with the form of a ``_component_`` path (checked without importing), or None."""
+    if not isinstance(target, str) or not target.strip():
+        return "expected an import path such as 'mypkg.models.Net'"
+    module_name, attr = _split_target(target)
+    parts = module_name.split(".") + attr.split(".") if module_name and attr else []
+    if not parts or not all(p.isidentifier() for p in parts):
+        return f"{target!r} is not an import path; write it as 'package.module.Name' or 'package.module:Name'"
+    return None
+
+
+def _split_target(target: str) -> tuple[str, str]:
     if ":" in target:
         module_name, _, attr = target.partition(":")
     else:
         module_name, _, attr = target.rpartition(".")
+    return module_name, attr
+
+
+def locate_target(target: str) -> str | None:
+    """Why the module of ``target`` cannot be found, or None when it can: found on ``sys.path``
+    WITHOUT importing it or its parent packages (no package ``__init__`` runs)."""
+    import importlib.machinery
+    import importlib.util
+
+    module_name, _ = _split_target(target)
+    parts = module_name.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0]) if parts[0] not in sys.modules else getattr(
+            sys.modules[parts[0]], "__spec__", None)
+    except (ImportError, ValueError) as exc:
+        return f"cannot find module {parts[0]!r}: {exc}"
+    if spec is None:
+        return f"no module named {parts[0]!r} on the import path"
+    for i, part in enumerate(parts[1:], start=1):
+        locations = spec.submodule_search_locations
+        if not locations:
+            return f"{'.'.join(parts[:i])!r} is a module, not a package: it has no {part!r}"
+        spec = importlib.machinery.PathFinder.find_spec(part, list(locations))
+        if spec is None:
+            return f"no module named {'.'.join(parts[:i + 1])!r} on the import path"
+    return None
+
+
+def import_target(target: str) -> Callable:
+    """Import ``"pkg.mod:attr"`` or ``"pkg.mod.attr"`` and return the attribute.
+
+    This runs the module's code: callers outside ``trainfix train`` go through :func:`factory_for`
+    with ``imports=False``, which only ever imports registered factories."""
+    module_name, attr = _split_target(target)
     if not module_name or not attr:
         raise ConfigError(
             f"cannot import {target!r}", "write it as 'package.module.Name' or 'package.module:Name'"
@@ -79,10 +145,19 @@ def import_target(target: str) -> Callable:
     return obj
 
 
-def target_of(kind: str, section: dict) -> str:
-    """The import string a component section refers to (registered name or ``_component_``)."""
+def target_of(kind: str, section: dict, *, imports: bool = False) -> str:
+    """The import string a component section refers to (registered name or ``_component_``).
+
+    Without ``imports`` a ``_component_`` outside the registries raises :class:`UntrustedComponent`."""
     if section.get(COMPONENT_KEY):
-        return str(section[COMPONENT_KEY])
+        target = str(section[COMPONENT_KEY])
+        if not imports and not is_registered_target(target):
+            raise UntrustedComponent(
+                f"{kind}._component_ {target!r} is not one of trainfix's registered {kind} components; "
+                "code a config names is imported only by 'trainfix train'",
+                f"known {kind} names: {', '.join(sorted(REGISTRIES[kind]))}",
+            )
+        return target
     registry = REGISTRIES[kind]
     name = section.get("name")
     if name not in registry:
@@ -90,9 +165,10 @@ def target_of(kind: str, section: dict) -> str:
     return registry[name]
 
 
-def factory_for(kind: str, section: dict) -> Callable:
-    """The factory (or class) a component section names."""
-    return import_target(target_of(kind, section))
+def factory_for(kind: str, section: dict, *, imports: bool = False) -> Callable:
+    """The factory (or class) a component section names; ``imports=True`` (the user's own config,
+    in ``trainfix train``) also imports a ``_component_`` outside the registries."""
+    return import_target(target_of(kind, section, imports=imports))
 
 
 def factory_args(section: dict) -> dict:
@@ -123,6 +199,7 @@ def signature_params(kind: str, factory: Callable) -> tuple[dict[str, inspect.Pa
     return params, var_kw
 
 
-def build(kind: str, section: dict, injected: Any) -> Any:
-    """Call the factory of ``section`` with the injected argument and the section's arguments."""
-    return factory_for(kind, section)(injected, **factory_args(section))
+def build(kind: str, section: dict, injected: Any, *, imports: bool = False) -> Any:
+    """Call the factory of ``section`` with the injected argument and the section's arguments
+    (``imports``: see :func:`factory_for`)."""
+    return factory_for(kind, section, imports=imports)(injected, **factory_args(section))
