@@ -43,6 +43,7 @@ def root(
 def _register() -> None:
     from trainfix.cli import (
         apply,
+        attention,
         check,
         compare,
         demo,
@@ -66,6 +67,7 @@ def _register() -> None:
     app.command("compare")(compare.compare_command)
     app.command("demo")(demo.demo_command)
     app.command("report")(report.report_command)
+    app.command("attention")(attention.attention_command)
 
 
 _register()

@@ -113,6 +113,8 @@ class TrainingConfig:
     max_nonfinite_skips: int = 3
     eval_every_epochs: int = 1
     global_batch: Optional[int] = None  # recorded: batch_size * grad_accum * world_size
+    attention_eval: Literal["auto", "on", "off"] = "auto"  # attn/* map metrics at eval (auto: models with a gradcam_layer)
+    attention_samples: int = 128  # validation samples whose maps are measured
 
 
 @dataclass
@@ -277,7 +279,7 @@ def _check_fixed(section: str, cls: type, value: Any, errors: list[str]) -> None
 
 
 _POSITIVE = {
-    "training": ("epochs", "batch_size", "grad_accum", "eval_every_epochs"),
+    "training": ("epochs", "batch_size", "grad_accum", "eval_every_epochs", "attention_samples"),
     "logging": ("every_n_steps",),
     "checkpoint": ("every_n_epochs",),
     "optimizer": ("reference_batch",),

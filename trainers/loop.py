@@ -41,6 +41,7 @@ from trainfix.errors import ConfigError, InputError, TrainingError, UsageError
 from trainfix.trainers import checkpoint as ckpt_io
 from trainfix.trainers import distributed
 from trainfix.trainers import logging as tags
+from trainfix.trainers.attribution.evaluation import attention_capable, evaluate_attention
 from trainfix.trainers.build import as_config, build
 from trainfix.trainers.components.optimizers import build_optimizer, scaled_lr
 from trainfix.trainers.components.schedules import lr_at
@@ -315,6 +316,8 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, state: dict | None
         if info.is_main and ((epoch + 1) % tc.eval_every_epochs == 0 or epoch + 1 == tc.epochs):
             eval_model = ema.module if ema is not None else model
             record.update(evaluate(eval_model, loss_fn, val_loader, bundle, device, autocast))
+            if attention_capable(eval_model, bundle, tc.attention_eval):  # attn/* from Grad-CAM and Guided Backprop
+                record.update(evaluate_attention(eval_model, bundle, tc.attention_samples))
         last_metrics = {k: float(v) for k, v in record.items()}
         logger.log(step, g_epoch, record)
         progress_bar.stop(epoch_summary(g_epoch, record))

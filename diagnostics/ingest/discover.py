@@ -37,7 +37,7 @@ TEXT_NAMES = ("stdout", "stderr", "output", "log", "train_log", "console")
 IGNORED_NAMES = re.compile(
     r"^(requirements.*\.txt|readme.*|license.*|licence.*|cmakelists\.txt|notice.*|changelog.*|"
     r"package(-lock)?\.json|tsconfig\.json|vocab.*|merges\.txt|tokenizer.*\.json|special_tokens_map\.json|"
-    r"added_tokens\.json|.*\.ipynb|environment\.ya?ml|\.pre-commit-config\.yaml|dataset.*\.json)$",
+    r"added_tokens\.json|.*\.ipynb|environment\.ya?ml|\.pre-commit-config\.yaml|dataset.*\.json|attention\.json)$",
     re.I,
 )
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", ".git", ".hg", ".svn", "wandb", ".ipynb_checkpoints",

@@ -63,6 +63,8 @@ def digits_canvas(
     digit_size: int = 8,
     val_fraction: float = 0.25,
     noise: float = 0.0,
+    labelled_per_class: int | None = None,
+    background_noise: float = 0.0,
 ) -> DataBundle:
     """Digits placed at a random position on a blank canvas: an attention task with a right answer.
 
@@ -71,6 +73,15 @@ def digits_canvas(
     (seeded, fixed per sample) offset on a ``canvas_size`` background, like a finding somewhere in a
     radiograph: about ``(digit_size / canvas_size)**2`` of the map is worth attending to.  Images,
     split and normalisation come from ``digits``; the canvas is the normalised background value.
+
+    Each digit's box is kept (``bundle.boxes['train'|'val']``, ``(y0, x0, y1, x1)``), so pointing
+    game and energy-in-box are exact.  ``labelled_per_class`` keeps labels for only that many
+    training images per class (the first ones of a seeded shuffle); the other training images
+    become ``bundle.unlabelled`` (few-label, semi-supervised training such as ATCON).
+    ``background_noise`` adds Gaussian noise of that std (normalised units) to the canvas outside
+    the digit, train and val alike: on a clean canvas any convolution, even an untrained one,
+    responds only where the digit is, so localisation would be trivial; with clutter a map must
+    single the digit out.
     """
     if digit_size not in (8, 16, 32) or canvas_size < digit_size:
         raise ConfigError(f"data: digit_size {digit_size} (8|16|32) must fit canvas_size {canvas_size}",
@@ -78,28 +89,53 @@ def digits_canvas(
     base = digits(seed, image_size=digit_size, val_fraction=val_fraction, noise=noise)
     gen = torch.Generator().manual_seed(seed + 17)
 
-    def place(images: torch.Tensor) -> torch.Tensor:
+    def place(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         background = float(images.amin())
         out = torch.full((len(images), 1, canvas_size, canvas_size), background)
         room = canvas_size - digit_size + 1
         ys = torch.randint(0, room, (len(images),), generator=gen)
         xs = torch.randint(0, room, (len(images),), generator=gen)
+        if background_noise > 0:
+            out = out + background_noise * torch.randn(out.shape, generator=gen)
         for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
             out[i, :, y: y + digit_size, x: x + digit_size] = images[i]
-        return out
+        return out, torch.stack([ys, xs, ys + digit_size, xs + digit_size], dim=1)
 
-    train = IndexedTensors(place(base.train.inputs), base.train.targets)
-    val = IndexedTensors(place(base.val.inputs), base.val.targets)
+    train_x, train_boxes = place(base.train.inputs)
+    val_x, val_boxes = place(base.val.inputs)
+    train_y = base.train.targets
+    info = {**base.info, "dataset": "digits-canvas", "canvas_size": canvas_size, "digit_size": digit_size,
+            "background_noise": background_noise}
+    unlabelled = None
+    if labelled_per_class is not None:
+        if labelled_per_class < 1:
+            raise ConfigError(f"data.labelled_per_class: must be >= 1, got {labelled_per_class}", "e.g. 5")
+        order = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(seed + 29))
+        keep = torch.zeros(len(train_y), dtype=torch.bool)
+        for c in range(base.num_classes):
+            keep[order[train_y[order] == c][:labelled_per_class]] = True
+        rest = (~keep).nonzero().squeeze(1)
+        kept = keep.nonzero().squeeze(1)
+        unlabelled = IndexedTensors(train_x[rest].contiguous(), train_y[rest])
+        train_x, train_y, train_boxes = train_x[kept].contiguous(), train_y[kept], train_boxes[kept]
+        info.update({"train_size": len(kept), "unlabelled_size": len(rest), "labelled_per_class": labelled_per_class,
+                     "train_class_counts": [int((train_y == c).sum()) for c in range(base.num_classes)]})
     return DataBundle(
-        train=train, val=val, num_classes=base.num_classes, class_names=base.class_names,
-        task="multiclass", input_shape=(1, canvas_size, canvas_size), train_targets=base.train_targets,
-        info={**base.info, "dataset": "digits-canvas", "canvas_size": canvas_size, "digit_size": digit_size},
+        train=IndexedTensors(train_x, train_y), val=IndexedTensors(val_x, base.val.targets),
+        num_classes=base.num_classes, class_names=base.class_names,
+        task="multiclass", input_shape=(1, canvas_size, canvas_size), train_targets=train_y.tolist(),
+        info=info, boxes={"train": train_boxes, "val": val_boxes}, unlabelled=unlabelled,
     )
 
 
 class AttentionCNN(nn.Module):
     """Conv trunk -> feature map F [B, C, h, w]; attention a = sigmoid(conv1x1(F)) [B, h, w];
     prediction = Linear(sum(F a) / sum(a)).  ``aux['attention']`` is ``a`` (un-normalised)."""
+
+    # Grad-CAM's layer: the gated feature map F * a (an Identity, so it has a name to hook; no
+    # weights).  The trunk's own output is computed everywhere on the canvas and the gate acts
+    # after it, so a Grad-CAM there stays diffuse however focused the attention is.
+    gradcam_layer = "gated"
 
     def __init__(self, in_channels: int, num_outputs: int, channels: int = 32, dropout: float = 0.0,
                  batch_norm: bool = True, attention_init_bias: float = 3.0):
@@ -115,13 +151,15 @@ class AttentionCNN(nn.Module):
         # Start with attention open everywhere (sigmoid(3) ~ 0.95): the network begins as a plain
         # average-pooling CNN and the sparsity term has to close what the classifier does not need.
         nn.init.constant_(self.attention.bias, attention_init_bias)
+        self.gated = nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * c, num_outputs)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         features = self.trunk(x)
         attn = torch.sigmoid(self.attention(features)).squeeze(1)  # [B, h, w], un-normalised
-        pooled = (features * attn.unsqueeze(1)).sum(dim=(2, 3)) / (attn.sum(dim=(1, 2)).unsqueeze(1) + EPS)
+        gated = self.gated(features * attn.unsqueeze(1))
+        pooled = gated.sum(dim=(2, 3)) / (attn.sum(dim=(1, 2)).unsqueeze(1) + EPS)
         logits = self.head(self.dropout(pooled))
         return ModelOutput(logits=logits, aux={"attention": attn})
 

@@ -83,3 +83,9 @@ class DataBundle:
     task_names: list[str] = field(default_factory=list)
     train_targets: list[int] | None = None  # class of each training sample (class weights, samplers)
     info: dict[str, Any] = field(default_factory=dict)  # class counts etc., logged into the run dir
+    # where the object is, when the dataset knows it: split name ("train", "val") -> LongTensor [N, 4]
+    # of (y0, x0, y1, x1) in input pixels, end exclusive (digits-canvas); localisation metrics use it
+    boxes: dict[str, torch.Tensor] = field(default_factory=dict)
+    # inputs without labels for semi-supervised training (ATCON's unlabelled pool), when the dataset
+    # was asked to keep only a few labels; yields (input, target, index) like ``train``
+    unlabelled: torch.utils.data.Dataset | None = None

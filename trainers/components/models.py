@@ -17,6 +17,8 @@ from trainfix.trainers.components.base import DataBundle
 class SmallCNN(nn.Module):
     """``depth`` conv blocks (conv3x3 -> [BN] -> ReLU -> maxpool 2), global average pool, linear head."""
 
+    gradcam_layer = "features"  # the last block's pooled feature map
+
     def __init__(self, in_channels: int, num_classes: int, width: int, depth: int, dropout: float, batch_norm: bool):
         super().__init__()
         layers: list[nn.Module] = []
