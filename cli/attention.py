@@ -34,7 +34,7 @@ def _subject(target: Path, model_ref: Optional[str], label: str) -> tuple[Any, A
     if model_ref and Path(model_ref).exists():
         path = Path(model_ref)
         path = path / "config.yaml" if path.is_dir() else path
-        model, bundle = study.build_from_config(read_yaml(path))  # the user's own config, named explicitly
+        model, bundle = study.build_from_config(read_yaml(path), imports=True)  # the user's own config, named explicitly
     else:
         if run_config is None:
             raise InputError(f"{target}: no config.yaml beside it and none saved in the checkpoint",

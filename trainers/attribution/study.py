@@ -75,7 +75,11 @@ def _names_code(value: Any) -> str | None:
     if isinstance(value, dict):
         for k, v in value.items():
             if str(k).split(".")[-1] == "_component_":
-                return str(v)
+                from trainfix.trainers.components.registry import is_registered_target
+
+                if not is_registered_target(str(v)):
+                    return str(v)
+                continue
             hit = _names_code(v)
             if hit:
                 return hit
@@ -108,14 +112,16 @@ def find_config(run_dir: Path | None, checkpoint_obj: Any) -> tuple[dict | None,
     return None, ""
 
 
-def build_from_config(config: dict) -> tuple[torch.nn.Module, Any]:
-    """``(freshly initialised model, data bundle)`` of a trainfix config dict (seeded as in training)."""
+def build_from_config(config: dict, imports: bool = False) -> tuple[torch.nn.Module, Any]:
+    """``(freshly initialised model, data bundle)`` of a trainfix config dict (seeded as in training).
+    ``imports``: the config is the user's own, named on the command line; its ``_component_``
+    paths may be imported (as ``trainfix train`` does)."""
     from trainfix.trainers.build import build_data, build_model
     from trainfix.trainers.config import from_dict
 
-    cfg = from_dict(config)
-    bundle = build_data(cfg)
-    return build_model(cfg, bundle), bundle
+    cfg = from_dict(config, imports=imports)
+    bundle = build_data(cfg, imports=imports)
+    return build_model(cfg, bundle, imports=imports), bundle
 
 
 def load_as_saved(model: torch.nn.Module, checkpoint_obj: Any) -> dict[str, Any]:
