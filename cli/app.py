@@ -54,6 +54,7 @@ def _register() -> None:
         metrics,
         report,
         train,
+        watch,
     )
 
     app.command("diagnose")(diagnose.diagnose_command)
@@ -68,6 +69,7 @@ def _register() -> None:
     app.command("demo")(demo.demo_command)
     app.command("report")(report.report_command)
     app.command("attention")(attention.attention_command)
+    app.command("watch")(watch.watch_command)
 
 
 _register()

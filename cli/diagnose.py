@@ -66,6 +66,8 @@ def diagnose_command(
     fail_on: FailOnOpt = None,
     show_skipped: SkippedOpt = False,
     config: ConfigOpt = None,
+    tensorboard: Annotated[bool, typer.Option(
+        "--tensorboard", help="Also write each finding as a TensorBoard text summary (a new event file in the run dir).")] = False,
 ) -> None:
     """Diagnose training runs: findings with their numbers and the fix for each.
 
@@ -73,7 +75,7 @@ def diagnose_command(
     """
     code = run_and_render(run_dirs, fmt=fmt or "rich", output=output, select=select, ignore=ignore,
                           param=param, metric=metric, fail_on=fail_on, default_fail_on="error",
-                          show_skipped=show_skipped, config=config)
+                          show_skipped=show_skipped, config=config, tensorboard=tensorboard)
     raise typer.Exit(code)
 
 
@@ -82,7 +84,8 @@ def diagnose_command(
 
 def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, ignore, param, metric,
                    fail_on: str | None, default_fail_on: str, show_skipped: bool, config: Path | None,
-                   exit_zero: bool = False, junit: Path | None = None, step_summary: bool = False) -> int:
+                   exit_zero: bool = False, junit: Path | None = None, step_summary: bool = False,
+                   tensorboard: bool = False) -> int:
     """Validate options, diagnose ``paths``, write the report, return the exit code (0 or 1).
 
     ``step_summary`` (github format in ``check``): also append the Markdown report to
@@ -102,6 +105,8 @@ def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, 
     report = engine.diagnose_paths(paths, metric_overrides=metrics, settings=settings, select=select,
                                    ignore=ignore, params=params, model_builder=common.expected_model)
     emit(report, fmt, output=output, show_skipped=show_skipped)
+    if tensorboard:
+        write_tensorboard(report)
     if junit is not None:
         write_atomic(junit, render(report, "junit"))
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -113,6 +118,16 @@ def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, 
 
         common.err().print(f"trainfix: {summary_text(report)} (fail on {fail_on})", markup=False)
     return 0 if exit_zero else exit_code(report, Severity(fail_on))
+
+
+def write_tensorboard(report: Report) -> None:
+    """Each run's findings as TensorBoard text summaries, in a new event file in its run dir."""
+    from trainfix.diagnostics.tb_findings import write_findings
+
+    for rr in report.runs:
+        path = write_findings(rr.path, rr.all_findings)
+        if path is not None:
+            common.err().print(f"wrote {len(rr.all_findings)} findings to TensorBoard: {path}", markup=False)
 
 
 def emit(report: Report, fmt: str, *, output: Path | None, show_skipped: bool) -> None:
