@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import enum
 import fnmatch
 import sys
 import traceback
-import types
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from trainfix import values
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.report import Report, RunReport
 from trainfix.errors import InputError, UsageError
@@ -242,108 +241,14 @@ def diagnose_paths(
 
 # --- value coercion --------------------------------------------------------------------------
 
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-_NONE = {"none", "null", "~", ""}
-
-
 def coerce(value: Any, tp: Any, where: str = "value") -> Any:
-    """``value`` converted to the annotation ``tp`` (int, float, bool, str, Optional, Literal,
-    Enum, tuple/list of those); raises :class:`UsageError` saying what was expected."""
-    if tp is Any or tp is None or isinstance(tp, str):
-        return value
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) < len(args) and (value is None or (isinstance(value, str) and value.strip().lower() in _NONE)):
-            return None
-        for a in non_none:
-            try:
-                return coerce(value, a, where)
-            except UsageError:
-                continue
-        raise _bad(where, value, " or ".join(_tname(a) for a in args))
-    if origin is typing.Literal:
-        for a in args:
-            try:
-                if coerce(value, type(a), where) == a:
-                    return a
-            except UsageError:
-                continue
-        raise _bad(where, value, "one of " + ", ".join(repr(a) for a in args))
-    if origin in (tuple, list, set, frozenset) or tp in (tuple, list):
-        items = value
-        if isinstance(value, str):
-            text = value.strip().strip("[]()")
-            items = [v.strip() for v in text.split(",")] if text else []
-        if not isinstance(items, (list, tuple, set, frozenset)):
-            raise _bad(where, value, _tname(tp))
-        items = list(items)
-        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
-            if len(items) != len(args):
-                raise _bad(where, value, f"{len(args)} values")
-            conv = [coerce(v, a, where) for v, a in zip(items, args)]
-        else:
-            elem = args[0] if args else Any
-            conv = [coerce(v, elem, where) for v in items]
-        return (origin or tp)(conv)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        try:
-            return tp(value.strip().lower() if isinstance(value, str) else value)
-        except ValueError:
-            raise _bad(where, value, "one of " + ", ".join(str(m.value) for m in tp)) from None
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise _bad(where, value, "true or false")
-    if tp is int:
-        if isinstance(value, bool):
-            raise _bad(where, value, "an integer")
-        if isinstance(value, int):
-            return value
-        try:
-            f = float(value)
-        except (TypeError, ValueError):
-            raise _bad(where, value, "an integer") from None
-        if f.is_integer():
-            return int(f)
-        raise _bad(where, value, "an integer")
-    if tp is float:
-        if isinstance(value, bool):
-            raise _bad(where, value, "a number")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise _bad(where, value, "a number") from None
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise _bad(where, value, "a string")
-    return value
-
-
-def _bad(where: str, value: Any, expected: str) -> UsageError:
-    return UsageError(f"bad value for '{where}': {value!r} is not {expected}",
-                      f"set it as {where}=<{expected}>, e.g. with --param")
-
-
-def _tname(tp: Any) -> str:
-    if tp is type(None):
-        return "none"
-    if tp is float:
-        return "a number"
-    if tp is int:
-        return "an integer"
-    if tp is bool:
-        return "true or false"
-    if tp is str:
-        return "a string"
-    return getattr(tp, "__name__", str(tp))
+    """``value`` (text from ``--param`` or a settings file) converted to the annotation ``tp`` by
+    :func:`trainfix.values.coerce`; raises :class:`UsageError` naming ``where`` and what was expected."""
+    try:
+        return values.coerce(value, tp)
+    except values.BadValue as exc:
+        raise UsageError(f"bad value for '{where}': {exc.value!r} is not {exc.expected}",
+                         f"set it as {where}=<{exc.expected}>, e.g. with --param") from None
 
 
 def _type_hints(cls: type) -> dict[str, Any]:

@@ -33,12 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainfix import values
 from trainfix.errors import InputError
 
-TRAINFIX_SECTIONS = {
-    "run", "data", "model", "loss", "optimizer", "schedule", "training", "sparse", "stages",
-    "logging", "checkpoint", "applied_fixes",
-}
 HF_MARKERS = {"per_device_train_batch_size", "learning_rate", "output_dir"}
 PROVENANCE_PREFIX = "trainfix-applied:"
 
@@ -123,11 +120,8 @@ def guess_yaml_indent(text: str) -> tuple[int, int, int]:
 
 
 def looks_trainfix(tree: Any) -> bool:
-    """A trainfix run config: only trainfix's sections, and the two it requires (data, model)."""
-    if not isinstance(tree, dict):
-        return False
-    keys = {str(k) for k in tree}
-    return keys <= TRAINFIX_SECTIONS and {"data", "model"} <= keys
+    """A trainfix run config (:func:`trainfix.values.is_trainfix_config`)."""
+    return values.is_trainfix_config(tree)
 
 
 def detect_flavor(tree: Any, path: Path, fmt: str) -> str:

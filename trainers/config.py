@@ -37,6 +37,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from trainfix import values
 from trainfix.errors import ConfigError, InputError
 
 
@@ -177,9 +178,8 @@ SECTIONS: dict[str, type] = {
     "checkpoint": CheckpointConfig,
 }
 COMPONENT_SECTIONS = ("data", "model", "loss")
-ALL_SECTIONS = ("run", "data", "model", "loss", "optimizer", "schedule", "training", "sparse", "stages",
-                "logging", "checkpoint", "applied_fixes")
-REQUIRED_SECTIONS = ("data", "model")
+ALL_SECTIONS = values.TRAINFIX_SECTIONS
+REQUIRED_SECTIONS = values.REQUIRED_SECTIONS
 RECORDED = (("run", "world_size"), ("run", "dist_backend"), ("run", "device_total_mb"), ("training", "global_batch"),
             ("optimizer", "scaled_lr"))
 
@@ -208,52 +208,12 @@ _BAD = object()
 
 
 def check_value(value: Any, hint: Any) -> Any:
-    """``value`` converted to ``hint`` (int -> float, "1e-3" -> float), or ``_BAD``."""
-    origin = typing.get_origin(hint)
-    if hint is Any or hint is inspect.Parameter.empty:
-        return value
-    if origin is Literal:
-        return value if value in typing.get_args(hint) and not (isinstance(value, bool) and True not in typing.get_args(hint)) else _BAD
-    if origin is Union:
-        for arm in typing.get_args(hint):
-            if arm is type(None):
-                if value is None:
-                    return None
-                continue
-            got = check_value(value, arm)
-            if got is not _BAD:
-                return got
+    """``value`` converted to ``hint`` as a YAML document holds it (int -> float, "1e-3" -> float; a
+    bool must be a bool), by :func:`trainfix.values.coerce`; ``_BAD`` when it does not fit."""
+    try:
+        return values.coerce(value, hint, strict=True)
+    except values.BadValue:
         return _BAD
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            return _BAD
-        args = typing.get_args(hint)
-        if not args:
-            return list(value)
-        items = [check_value(v, args[0]) for v in value]
-        return _BAD if any(i is _BAD for i in items) else items
-    if origin is dict or hint is dict:
-        return value if isinstance(value, dict) else _BAD
-    if hint is bool:
-        return value if isinstance(value, bool) else _BAD
-    if hint is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _BAD
-    if hint is float:
-        if isinstance(value, bool):
-            return _BAD
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                return _BAD
-        return _BAD
-    if hint is str:
-        return value if isinstance(value, str) else _BAD
-    if isinstance(hint, type):
-        return value if isinstance(value, hint) else _BAD
-    return value
 
 
 def _hints(cls_or_fn: Any) -> dict[str, Any]:

@@ -18,11 +18,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from trainfix import values
+
 MAX_CONFIG_BYTES = 5 << 20
 NOT_TRAINING = re.compile(r"(tokenizer|generation_config|preprocessor_config|special_tokens|vocab|"
                           r"adapter_config|added_tokens|model\.safetensors\.index|pytorch_model\.bin\.index)", re.I)
-TRAINFIX_SECTIONS = {"run", "data", "model", "loss", "optimizer", "schedule", "training", "sparse", "stages",
-                     "logging", "checkpoint", "applied_fixes"}
 
 
 def _yaml_load(text: str) -> Any:
@@ -54,9 +54,8 @@ def load_config_file(path: Path) -> dict:
 
 
 def is_trainfix_config(path: Path, data: dict) -> bool:
-    keys = set(map(str, data))
-    return path.name in ("config.yaml", "config.yml") and keys <= TRAINFIX_SECTIONS | {"name"} and \
-        len(keys & {"run", "data", "model", "optimizer", "training", "loss"}) >= 2
+    """A ``config.yaml`` holding trainfix's own run config (:func:`trainfix.values.is_trainfix_config`)."""
+    return path.name in ("config.yaml", "config.yml") and values.is_trainfix_config(data)
 
 
 def deep_merge(base: dict, top: dict) -> dict:
