@@ -78,6 +78,19 @@ class Resolution:
     direction: str | None = None
 
 
+#: names of the main (task) term; every other logged loss term is auxiliary
+MAIN_TERM_NAMES = frozenset({
+    "cls", "ce", "task", "main", "classification", "class", "bce", "nll", "xent", "cross_entropy",
+    "crossentropy", "cross-entropy", "bag", "supervised", "sup", "total", "loss", "cls_loss", "ce_loss",
+    "classification_loss", "task_loss", "train", "mil", "bag_loss", "data",
+})
+
+def is_main_term(key: str) -> bool:
+    """True for the main (classification/task) term of a loss, by its logged name."""
+    k = key.strip().lower().replace(" ", "_")
+    return k in MAIN_TERM_NAMES or k.startswith("task/") or k.startswith("task_")
+
+
 @dataclass
 class RoleMap:
     """Role -> tag mapping of one run, with how each was resolved."""

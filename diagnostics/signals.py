@@ -336,6 +336,22 @@ def longest_run(mask: Any) -> tuple[int, int]:
     return max(runs, key=lambda r: (r[1], -r[0])) if runs else (0, 0)
 
 
+# --- metric scales ---------------------------------------------------------------------------------
+def metric_unit(values: Any) -> float:
+    """The scale a bounded metric lives on: 1.0 for fractions, 100.0 for percentages, else the
+    robust range of the values (unbounded metrics)."""
+    v = finite(values)
+    if v.size == 0:
+        return 1.0
+    lo, hi = float(np.min(v)), float(np.max(v))
+    if lo >= -1e-9 and hi <= 1.0 + 1e-9:
+        return 1.0
+    if lo >= -1e-9 and hi <= 100.0 + 1e-9:
+        return 100.0
+    q5, q95 = np.percentile(v, [5, 95])
+    return float(max(q95 - q5, 1e-12))
+
+
 # --- relative sizes ----------------------------------------------------------------------------------
 def relative_spread(values: Any) -> float:
     """``(max - min) / |median|`` of the finite values, robust to a zero median.
@@ -467,3 +483,54 @@ def training_loss(run: Any, max_points: int = 200) -> Any:
     n_bins = min(max_points, max(10, len(step) // 10))
     xs, ys = bin_medians(step.steps, step.values, n_bins)
     return Series(step.tag, xs, ys), "binned median of per-step"
+
+
+def loss_tags(run: Any) -> list[str]:
+    """Every tag that holds a loss: the loss roles and groups, plus any tag with "loss" in its name."""
+    from trainfix.diagnostics.roles_vocab import (LOSS_TERMS, LOSS_TERMS_RAW, TASK_LOSSES, TRAIN_LOSS,
+                                                  TRAIN_LOSS_STEP, VAL_LOSS)
+
+    tags: list[str] = []
+    for role in (TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_LOSS):
+        t = run.roles.tag(role)
+        if t:
+            tags.append(t)
+    for role in (LOSS_TERMS, LOSS_TERMS_RAW, TASK_LOSSES):
+        tags.extend(run.roles.group(role).values())
+    tags.extend(t for t in run.tags if "loss" in t.lower())
+    seen: set[str] = set()
+    return [t for t in tags if not (t in seen or seen.add(t))]
+
+
+def effective_lr(run: Any) -> tuple[float | None, str]:
+    """The lr the run trained with: the median of the logged lr, else the config's scaled_lr, else
+    its lr; with where it came from (``"logged lr (median)"``, ``"config lr"``, ``"unknown"``)."""
+    from trainfix.diagnostics import knobs
+    from trainfix.diagnostics.roles_vocab import LR
+
+    s = run.role(LR)
+    if s is not None and enough(s.values, 1):
+        return float(np.median(finite(s.values))), f"logged {s.tag} (median)"
+    config = run.config or {}
+    for knob in ("scaled_lr", "lr"):
+        v = knobs.lookup_float(config, knob)
+        if v is not None:
+            return v, f"config {knob}"
+    return None, "unknown"
+
+
+def grad_norm_median(run: Any, before: float | None = None) -> float | None:
+    """The median of the logged global gradient norm (the ``grad_norm`` role), over the steps
+    before ``before`` when given (the healthy part of a run that later broke); None when not logged.
+    ``grad-clip`` clips at twice this."""
+    from trainfix.diagnostics.roles_vocab import GRAD_NORM
+
+    s = run.role(GRAD_NORM)
+    if s is None:
+        return None
+    steps, vals = as_array(s.steps), as_array(s.values)
+    keep = np.isfinite(vals) & (vals > 0)
+    if before is not None:
+        early = keep & (steps < before)
+        keep = early if early.sum() >= 3 else keep
+    return float(np.median(vals[keep])) if keep.any() else None

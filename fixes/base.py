@@ -23,15 +23,7 @@ from typing import Any, Iterable
 from trainfix.diagnostics import knobs as K
 from trainfix.diagnostics.finding import Finding
 from trainfix.fixes.patch import MISSING, Edit, Patch, get_path
-
-TRAINFIX_TOP = ("run", "data", "model", "loss", "optimizer", "schedule", "training", "sparse", "logging", "checkpoint")
-
-
-def is_trainfix_config(config: Any) -> bool:
-    """Whether ``config`` is trainfix's own run config (see :func:`trainfix.fixes.foreign.detect_flavor`)."""
-    from trainfix.fixes.foreign import looks_trainfix
-
-    return looks_trainfix(config)
+from trainfix.values import is_trainfix_config
 
 
 def component_accepts(config: dict, kind: str, arg: str) -> bool | None:
@@ -188,6 +180,9 @@ class Recipe:
     resolves: tuple[str, ...] = ()
     kind: str = "config"
     knobs: tuple[str, ...] = ()
+    #: the finding-evidence keys ``plan`` reads; each is emitted by a detector this recipe answers
+    #: (one it resolves or one whose findings name it as a fix), checked by a contract test
+    evidence: tuple[str, ...] = ()
     warm_start: bool = True
 
     def __init__(self) -> None:

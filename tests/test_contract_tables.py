@@ -118,3 +118,25 @@ def test_sections_helper_rejects_a_misordered_docstring():
     assert sections(doc) == ["Why it matters", "What it detects"]
     with pytest.raises(AssertionError, match="wrong length"):
         sections("Summary.\n\nEvidence\n---\nx\n")
+
+
+def test_no_detector_imports_another_detector():
+    """Detectors never import each other: what two of them share lives in ``diagnostics.signals``
+    (numerics, run-level series) or ``diagnostics.knobs`` (config facts)."""
+    import ast
+
+    folder, package = DET_DIR, "trainfix.diagnostics.detectors"
+    offenders = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                if name.startswith(package + ".") and name.split(".")[3] not in ("base", path.stem):
+                    offenders.append(f"{path.name}: {name}")
+    assert not offenders, f"sibling imports: {sorted(set(offenders))}"

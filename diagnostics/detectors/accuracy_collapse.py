@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from trainfix.diagnostics import knobs, signals
-from trainfix.diagnostics.detectors.accuracy_oscillation import metric_unit
 from trainfix.diagnostics.detectors.base import Detector
-from trainfix.diagnostics.detectors.loss_divergence import has_grad_clip, has_warmup
-from trainfix.diagnostics.detectors.nonfinite_loss import loss_tags
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import CLASS_METRICS, VAL_ACC, VAL_METRIC
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 NUM_CLASS_KEYS = ("num_classes", "n_classes", "nb_classes", "number_of_classes", "num_labels", "n_class")
 
@@ -100,7 +100,7 @@ class AccuracyCollapse(Detector):
         min_after: int = 4
         min_points: int = 6
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         s, why = signals.usable(run.role(VAL_METRIC), "no validation metric logged", params.min_points)
         if s is None:
             yield self.skip(why)
@@ -114,7 +114,7 @@ class AccuracyCollapse(Detector):
         after = y[i_peak:]
         if after.size - 1 < params.min_after:
             return
-        unit = metric_unit(y)
+        unit = signals.metric_unit(y)
         classes, class_source = number_of_classes(run)
         is_acc = run.roles.tag(VAL_ACC) == s.tag or "acc" in s.tag.lower()
         is_auc = "auc" in s.tag.lower()
@@ -138,15 +138,15 @@ class AccuracyCollapse(Detector):
             return
         config = run.config or {}
         nonfinite = any(
-            (ser := run.series(t)) is not None and not np.isfinite(ser.values).all() for t in loss_tags(run)
+            (ser := run.series(t)) is not None and not np.isfinite(ser.values).all() for t in signals.loss_tags(run)
         )
         fixes = []
         if nonfinite:
             fixes.append("nan-guard")
         fixes.append("lower-lr")
-        if not has_warmup(config):
+        if not knobs.has_warmup(config):
             fixes.append("lr-warmup")
-        if not has_grad_clip(config):
+        if not knobs.has_grad_clip(config):
             fixes.append("grad-clip")
         fmt = signals.pct if unit == 1.0 else signals.fmt
         i_raw = int(np.argmax(y))
@@ -174,7 +174,7 @@ class AccuracyCollapse(Detector):
             "slope_interval": [trend.lo, trend.hi],
             "points_after_peak": int(after.size - 1),
             "nonfinite_loss": nonfinite,
-            "warmup": has_warmup(config),
+            "warmup": knobs.has_warmup(config),
             "grad_clip": knobs.lookup_float(config, "grad_clip"),
         }
         conf = float(min(0.95, 0.6 + 0.35 * min(lost, 1.0)))

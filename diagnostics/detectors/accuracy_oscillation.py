@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -18,20 +18,8 @@ from trainfix.diagnostics.roles_vocab import (
     VAL_METRICS,
 )
 
-
-def metric_unit(values: np.ndarray) -> float:
-    """The scale a bounded metric lives on: 1.0 for fractions, 100.0 for percentages, else the
-    robust range of the values (unbounded metrics)."""
-    v = signals.finite(values)
-    if v.size == 0:
-        return 1.0
-    lo, hi = float(np.min(v)), float(np.max(v))
-    if lo >= -1e-9 and hi <= 1.0 + 1e-9:
-        return 1.0
-    if lo >= -1e-9 and hi <= 100.0 + 1e-9:
-        return 100.0
-    q5, q95 = np.percentile(v, [5, 95])
-    return float(max(q95 - q5, 1e-12))
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 
 #: aggregate validation metrics worth judging besides the primary one (per-class or per-entity
@@ -74,23 +62,11 @@ def sparse_active_from_start(run: Any) -> dict | None:
             if first < 1.0:
                 return {"source": f"logged {s.tag}", "first_active_fraction": first}
             return None
-    try:
-        from trainfix.diagnostics.detectors.sparse_from_start import first_stage_sparse
-    except ImportError:  # pragma: no cover - the table always ships it
-        return None
-    enabled, frac, start, where = first_stage_sparse(run.config or {})
+    enabled, frac, start, where = knobs.first_stage_sparse(run.config or {})
     if enabled is False:
         return None
     if frac is not None and frac < 1.0 and (start is None or start <= 1.0) and (enabled or frac):
         return {"source": where, "active_fraction": frac, "start_epoch": 0.0 if start is None else start}
-    return None
-
-
-def hard_mil_selection(run: Any) -> dict | None:
-    """Evidence of hard (argmax) MIL instance selection from the config."""
-    sel = knobs.lookup(run.config or {}, "mil_selection")
-    if isinstance(sel, str) and sel.strip().lower() in ("hard", "argmax", "top1", "max"):
-        return {"mil_selection": sel}
     return None
 
 
@@ -170,7 +146,7 @@ class AccuracyOscillation(Detector):
         ignore_first: float = 0.25
         min_points: int = 6
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         cands = metric_candidates(run)
         if not cands:
             yield self.skip("no validation metric logged")
@@ -198,13 +174,14 @@ class AccuracyOscillation(Detector):
         if sparse:
             fixes.append("two-stage-sparse")
             evidence["sparse_from_start"] = sparse
-        mil = hard_mil_selection(run)
+        mil = knobs.hard_mil_selection(run.config or {})
         if mil:
             fixes.append("mil-soft-selection")
             evidence["mil"] = mil
         elif run.roles.tag(MIL_TEMPERATURE):
             evidence["mil"] = {"temperature_tag": run.roles.tag(MIL_TEMPERATURE)}
         fixes += ["lower-lr", "grad-clip"]
+        evidence["grad_norm_median"] = signals.grad_norm_median(run)
         if len(results) > 1:
             evidence["also_oscillating"] = [r["tag"] for r in results[1:]]
         fmt = signals.pct if best["unit"] == 1.0 else signals.fmt
@@ -228,7 +205,7 @@ class AccuracyOscillation(Detector):
     @staticmethod
     def _judge(s: Any, direction: str, params: Any) -> dict | None:
         y = s.values
-        unit = metric_unit(y)
+        unit = signals.metric_unit(y)
         if unit not in (1.0, 100.0):
             return None  # unbounded metric: no scale to call a swing large on
         noise = signals.noise_scale(y)

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
-from trainfix.diagnostics import signals
+from trainfix.diagnostics import knobs, signals
 from trainfix.diagnostics.detectors.base import Detector
-from trainfix.diagnostics.detectors.sparsity_gradient_vanishing import (
-    config_values,
-    is_main_term,
-    term_knobs,
-    term_weight_scale,
-)
 from trainfix.diagnostics.finding import Finding, Severity, Skip
-from trainfix.diagnostics.roles_vocab import LOSS_TERMS, LOSS_TERMS_RAW
+from trainfix.diagnostics.roles_vocab import LOSS_TERMS, LOSS_TERMS_RAW, is_main_term
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 
 class AuxLossDead(Detector):
@@ -75,7 +72,7 @@ class AuxLossDead(Detector):
         max_relative_spread: float = 1e-6
         min_points: int = 4
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         per_term: dict[str, list] = {}
         for role in (LOSS_TERMS, LOSS_TERMS_RAW):
             for key, s in run.group(role).items():
@@ -111,8 +108,8 @@ class AuxLossDead(Detector):
             yield self.skip("; ".join(short))
 
     def _report(self, key: str, series: list, config: dict, params: Any) -> Finding | None:
-        weight, _ = term_weight_scale(config, key)
-        wk, _, kk = term_knobs(key)
+        weight, _ = knobs.term_weight_scale(config, key)
+        wk, _, kk = knobs.term_knobs(key)
         main = series[0]
         value = float(np.median(main.values))
         if value == 0.0 and all(float(np.max(np.abs(s.values))) == 0.0 for s in series):
@@ -134,7 +131,7 @@ class AuxLossDead(Detector):
         elif is_one or is_weight_x_one:
             msg += ("; the value is exactly 1.0" + (" (x its weight)" if is_weight_x_one and not is_one else "")
                     + ", the L1 norm of a map normalised to sum 1, which is 1 for every input")
-        cfg = config_values(config, wk, kk)
+        cfg = knobs.config_values(config, wk, kk)
         if cfg:
             msg += "; config: " + ", ".join(f"{k}: {v}" for k, v in cfg.items())
         evidence = {

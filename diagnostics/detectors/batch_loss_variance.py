@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from trainfix.diagnostics import knobs, signals
-from trainfix.diagnostics.detectors.accuracy_oscillation import hard_mil_selection
 from trainfix.diagnostics.detectors.base import Detector
-from trainfix.diagnostics.detectors.loss_divergence import has_grad_clip
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import MIL_TEMPERATURE, TRAIN_LOSS_STEP
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 
 def mil_evident(run: Any) -> dict | None:
     """Evidence that the run trains a multiple-instance model (selection mode, temperature tag or a
     MIL model/loss name in the config)."""
-    hard = hard_mil_selection(run)
+    hard = knobs.hard_mil_selection(run.config or {})
     if hard:
         return hard
     if run.roles.tag(MIL_TEMPERATURE):
@@ -120,7 +121,7 @@ class BatchLossVariance(Detector):
         min_window: int = 8
         min_points: int = 50
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         s, why = signals.usable(run.role(TRAIN_LOSS_STEP), "no per-step training loss logged", params.min_points)
         if s is None:
             yield self.skip(why)
@@ -173,7 +174,7 @@ class BatchLossVariance(Detector):
         fixes = (["mil-soft-selection"] if mil else [])
         if not (smoothing is not None and smoothing > 0):
             fixes.append("label-smoothing")
-        if not has_grad_clip(config):
+        if not knobs.has_grad_clip(config):
             fixes.append("grad-clip")
         first_step, last_step = late[0][0], late[-1][1]
         msg = (f"per-step {s.tag} spans {median_ratio:.0f}x (q98/q02, median over the last {k} "
@@ -195,6 +196,7 @@ class BatchLossVariance(Detector):
             "points": n,
             "mil": mil,
             "grad_clip": knobs.lookup_float(config, "grad_clip"),
+            "grad_norm_median": signals.grad_norm_median(run),
             "label_smoothing": knobs.lookup_float(config, "label_smoothing"),
         }
         excess = np.log10(median_ratio / max(params.min_ratio, 1.0) + 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from trainfix.diagnostics.roles_vocab import (
     UW_LOG_VARS,
     UW_WEIGHTS,
 )
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 #: config / inputs keys that hold per-class training counts (the trainer records ``class_counts``)
 COUNT_KEYS = ("class_counts", "train_class_counts", "class_count", "samples_per_class", "class_sizes")
@@ -73,14 +76,12 @@ def _is_on(value: Any) -> bool:
 
 def _aggressive_sparse(run: Any, config: dict) -> float | None:
     """The active fraction when sparse training runs from the first epoch at <= 30%, else None."""
-    from trainfix.diagnostics.detectors.sparse_from_start import first_stage_sparse
-
     logged = run.role(SPARSITY_ACTIVE_FRACTION)
     if logged is not None and len(logged.finite()):
         first = float(logged.finite().values[0])
         first = first / 100.0 if first > 1.0 else first
         return first if first <= 0.3 else None
-    enabled, frac, start, _ = first_stage_sparse(config)
+    enabled, frac, start, _ = knobs.first_stage_sparse(config)
     if enabled and frac is not None and frac <= 0.3 and (start or 0.0) <= 1.0:
         return frac
     return None
@@ -164,7 +165,7 @@ class ClassDisparity(Detector):
         min_evals: int = 5
         imbalanced_ratio: float = 3.0
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         resolutions = getattr(run.roles, "groups", {}).get(CLASS_METRICS, {})
         # a multi-task run logs val/acc/<task>: tasks with different class counts (10-way digit vs
         # 2-way parity) have different natural accuracies; those are not classes of one task

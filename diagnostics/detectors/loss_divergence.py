@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -12,19 +12,8 @@ from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import TRAIN_LOSS, TRAIN_LOSS_STEP
 
-
-def has_warmup(config: dict) -> bool:
-    """True when the config sets a non-zero warmup (epochs, steps or ratio)."""
-    for knob in ("warmup_epochs", "warmup_steps", "warmup_ratio"):
-        v = knobs.lookup_float(config or {}, knob)
-        if v is not None and v > 0:
-            return True
-    return False
-
-
-def has_grad_clip(config: dict) -> bool:
-    v = knobs.lookup_float(config or {}, "grad_clip")
-    return v is not None and v > 0
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 
 class LossDivergence(Detector):
@@ -51,7 +40,8 @@ class LossDivergence(Detector):
     ``start`` (median of the first 10%), ``minimum`` and ``min_step``, ``end`` (median of the last 10%),
     ``rise``, ``rise_ratio`` (end / minimum), ``noise``, ``rise_in_noise_units``, ``given_back``
     (share of the learned drop lost again), the Mann-Kendall ``tau``/``p`` after the minimum, how the
-    curve was built, and the config's lr, warmup and grad_clip.
+    curve was built, the config's ``lr``, warmup and grad_clip, and ``grad_norm_median`` (the median
+    logged gradient norm before the minimum, which ``grad-clip`` clips at twice).
 
     Fix
     ---
@@ -95,7 +85,7 @@ class LossDivergence(Detector):
         p_value: float = 0.05
         min_points: int = 8
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         loss, how = signals.training_loss(run)
         loss, why = signals.usable(loss, how, params.min_points, finite_only=False)
         if loss is None:
@@ -134,9 +124,9 @@ class LossDivergence(Detector):
             msg += f" ({ratio:.3g}x, {rise / noise:.0f}x its noise)"
         msg += (f"; it started at {signals.fmt(start)}" + (" and ended above that" if end > start else ""))
         fixes = ["lower-lr"]
-        if not has_grad_clip(config):
+        if not knobs.has_grad_clip(config):
             fixes.append("grad-clip")
-        if not has_warmup(config):
+        if not knobs.has_warmup(config):
             fixes.append("lr-warmup")
         worse = end > start
         severity = Severity.ERROR if worse or (np.isfinite(ratio) and ratio >= 10) else Severity.WARNING
@@ -156,8 +146,9 @@ class LossDivergence(Detector):
             "points": n,
             "curve": how,
             "lr": knobs.lookup_float(config, "lr"),
-            "warmup": has_warmup(config),
+            "warmup": knobs.has_warmup(config),
             "grad_clip": knobs.lookup_float(config, "grad_clip"),
+            "grad_norm_median": signals.grad_norm_median(run, before=min_step),
         }
         confidence = 0.95 if (explode and above_start) else 0.85
         yield self.finding(msg, severity=severity, evidence=evidence, steps=(min_step, last_step),

@@ -3,59 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from trainfix.diagnostics import knobs, signals
 from trainfix.diagnostics.detectors.base import Detector
-from trainfix.diagnostics.detectors.loss_divergence import has_warmup
 from trainfix.diagnostics.finding import Finding, Severity, Skip
-from trainfix.diagnostics.roles_vocab import LR, TRAIN_ACC, TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_METRIC
+from trainfix.diagnostics.roles_vocab import TRAIN_ACC, TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_METRIC
 
-ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad", "lamb", "lion", "adafactor", "nadam", "radam")
-
-
-def effective_lr(run: Any) -> tuple[float | None, str]:
-    """The lr the run trained with: median of the logged lr, else the config's scaled_lr, else lr."""
-    s = run.role(LR)
-    if s is not None and signals.enough(s.values, 1):
-        return float(np.median(signals.finite(s.values))), f"logged {s.tag} (median)"
-    config = run.config or {}
-    for knob in ("scaled_lr", "lr"):
-        v = knobs.lookup_float(config, knob)
-        if v is not None:
-            return v, f"config {knob}"
-    return None, "unknown"
-
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 def lr_judgement(run: Any) -> tuple[str, float | None, str]:
-    """``("tiny"|"large"|"moderate"|"unknown", lr, source)`` for the run's effective lr, using
-    optimizer-specific ranges (adaptive optimizers: tiny < 5e-5, large >= 0.05; SGD-like:
-    tiny < 1e-3, large >= 1.0)."""
-    lr, source = effective_lr(run)
-    if lr is None or lr <= 0:
-        return "unknown", lr, source
-    opt = str(knobs.lookup(run.config or {}, "optimizer") or "").lower()
-    adaptive = any(a in opt for a in ADAPTIVE) or not opt
-    tiny, large = (5e-5, 0.05) if adaptive else (1e-3, 1.0)
-    if lr < tiny:
-        return "tiny", lr, source
-    if lr >= large:
-        return "large", lr, source
-    return "moderate", lr, source
-
-
-def suggested_lr(run: Any, judgement: str) -> float | None:
-    """A typical lr for the optimizer when the run's lr is out of range (the low end of the range
-    for a tiny lr, a common default for a large one); None otherwise."""
-    if judgement not in ("tiny", "large"):
-        return None
-    opt = str(knobs.lookup(run.config or {}, "optimizer") or "").lower()
-    adaptive = any(a in opt for a in ADAPTIVE) or not opt
-    if judgement == "tiny":
-        return 1e-4 if adaptive else 1e-2
-    return 1e-3 if adaptive else 0.1
+    """``("tiny"|"large"|"moderate"|"unknown", lr, source)`` for the run's effective lr against the
+    optimizer's range in the run's regime (``knobs.judge_lr``: 3x outside ``knobs.LR_RANGES``)."""
+    lr, source = signals.effective_lr(run)
+    config = run.config or {}
+    family = knobs.optimizer_family(knobs.optimizer_name(config))
+    regime, _ = knobs.training_regime(config)
+    return knobs.judge_lr(lr, family, regime), lr, source
 
 
 class LossPlateau(Detector):
@@ -89,8 +56,8 @@ class LossPlateau(Detector):
     ``start``, ``best`` (lowest smoothed value), ``drop`` and ``drop_relative``, ``noise`` and
     ``drop_in_noise_units``, ``stuck_fraction`` (share of the run before the loss first moved) and the
     step it moved at if it did, the Mann-Kendall ``tau``/``p``, the effective lr with its source and
-    whether it is tiny or large for the optimizer (with a ``suggested_lr`` in the typical range when
-    it is), the metric that confirmed or vetoed, and the warmup setting.
+    whether it is tiny or large for the optimizer (with the ``expected_lr``, the middle of the
+    optimizer's typical range, when it is), the metric that confirmed or vetoed, and the warmup setting.
 
     Fix
     ---
@@ -134,7 +101,7 @@ class LossPlateau(Detector):
         corroborate_above: float = 0.05
         min_points: int = 10
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         loss, how = signals.training_loss(run)
         loss, why = signals.usable(loss, how, params.min_points, finite_only=False)
         if loss is None:
@@ -180,14 +147,16 @@ class LossPlateau(Detector):
         drop = start - best
         tau, p = signals.mann_kendall(y if first_move is None else y[:first_move])
         config = run.config or {}
-        suggested = suggested_lr(run, judgement)
+        family = knobs.optimizer_family(knobs.optimizer_name(config))
+        regime, _ = knobs.training_regime(config)
+        expected = knobs.typical_lr(family, regime) if judgement in ("tiny", "large") else None
         if judgement == "tiny":
             fixes = ["lr-sqrt-scaling", "lr-warmup"]
         elif judgement == "large":
             fixes = ["lower-lr", "lr-warmup"]
         else:
             fixes = ["lr-warmup", "lower-lr"]
-        if has_warmup(config):
+        if knobs.has_warmup(config):
             fixes = [f for f in fixes if f != "lr-warmup"]
         first_step, last_step = float(loss.steps[0]), float(loss.steps[-1])
         if first_move is None:
@@ -223,8 +192,8 @@ class LossPlateau(Detector):
             "lr": lr,
             "lr_source": lr_source,
             "lr_judgement": judgement,
-            "suggested_lr": suggested,
-            "warmup": has_warmup(config),
+            "expected_lr": expected,
+            "warmup": knobs.has_warmup(config),
             "metric": gain,
             "stretch_drop_relative": stretch_drop / abs(start) if start else None,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -13,48 +13,13 @@ from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import LR, TRAIN_LOSS, TRAIN_LOSS_STEP
 
-
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 
 def _g(value: float) -> str:
     """A config number as a person writes it: 0.0005, 16, 512, 1.5625e-05."""
     return f"{value:.6g}"
-
-
-def optimizer_name(config: dict) -> str | None:
-    """The optimizer's name from a trainfix or foreign config (``optimizer.name``, ``optim``, a
-    top-level ``optimizer: adamw`` string)."""
-    name = knobs.lookup(config, "optimizer")
-    if name is None and isinstance(config.get("optimizer"), str):
-        name = config["optimizer"]
-    return str(name).lower() if name is not None else None
-
-
-def optimizer_family(name: str | None) -> str:
-    """``adam`` (Adam, AdamW, NAdam, RAdam, LAMB...), ``sgd`` or ``unknown``."""
-    if not name:
-        return "unknown"
-    if "adam" in name or "lamb" in name or "lion" in name:
-        return "adam"
-    if "sgd" in name or "momentum" in name or "nesterov" in name:
-        return "sgd"
-    return "unknown"
-
-
-def has_warmup(config: dict, lr_values: np.ndarray | None) -> bool:
-    """True when the config configures a warmup (or a one-cycle schedule) or the logged lr ramps up."""
-    for knob in ("warmup_epochs", "warmup_steps", "warmup_ratio"):
-        v = knobs.finite_float(knobs.lookup(config, knob))
-        if v is not None and v > 0:
-            return True
-    sched = knobs.lookup(config, "schedule")
-    if isinstance(sched, str) and ("one" in sched.lower() and "cycle" in sched.lower()):
-        return True
-    if lr_values is not None and lr_values.size >= 3:
-        peak = float(np.max(lr_values))
-        if peak > 0 and lr_values[0] < 0.5 * peak and int(np.argmax(lr_values)) > 0:
-            return True
-    return False
 
 
 class LrMiscaled(Detector):
@@ -64,8 +29,9 @@ class LrMiscaled(Detector):
     ---------------
     **Too low** (the usual case): the effective lr (the peak of the logged ``lr`` after warmup, else
     the config's recorded ``scaled_lr``, else the lr the config's scaling rule computes) is below the
-    typical range of the optimizer (Adam/AdamW ``adam_range`` 1e-4..3e-3, SGD ``sgd_range``
-    1e-2..0.5) and either
+    typical range of the optimizer in the run's regime (``knobs.LR_RANGES``: from scratch Adam/AdamW
+    1e-4..3e-3 and SGD 1e-2..0.5; fine-tuning pretrained weights, which ``pretrained``, a model name
+    or path or a Hugging Face Trainer config says, Adam 1e-6..3e-4 and SGD 1e-4..5e-2) and either
 
     * a batch-scaling rule in the config shrank the base lr by ``min_rule_shrink`` (8x) or more (for
       SGD, whose own rule is linear, the result must also be ``far_factor`` below the range): a
@@ -115,10 +81,6 @@ class LrMiscaled(Detector):
 
     Parameters
     ----------
-    adam_range
-        Typical peak lr of Adam-family optimizers, [low, high] (1e-4, 3e-3).
-    sgd_range
-        Typical peak lr of SGD with momentum, [low, high] (1e-2, 0.5).
     far_factor
         How far outside the range (multiplicative) counts as "far" (3.0).
     log_only_factor
@@ -141,8 +103,6 @@ class LrMiscaled(Detector):
 
     @dataclass
     class Params:
-        adam_range: tuple[float, float] = (1e-4, 3e-3)
-        sgd_range: tuple[float, float] = (1e-2, 0.5)
         far_factor: float = 3.0
         log_only_factor: float = 10.0
         min_rule_shrink: float = 8.0
@@ -152,7 +112,7 @@ class LrMiscaled(Detector):
         min_points: int = 5
 
     # ------------------------------------------------------------------------------------------
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         config = run.config or {}
         cfg = self._config_lr(config)
         lr_series = run.role(LR)
@@ -175,15 +135,18 @@ class LrMiscaled(Detector):
             yield self.skip(f"effective lr is {eff}: nothing to judge")
             return
 
-        family = optimizer_family(optimizer_name(config))
-        lo, hi = self._range(family, params)
+        family = knobs.optimizer_family(knobs.optimizer_name(config))
+        regime, regime_why = knobs.training_regime(config)
+        lo, hi = knobs.lr_range(family, regime)
         loss = self._loss_evidence(run, params)
         ur = self._update_ratio(run)
-        warmup = has_warmup(config, lr_series.values if lr_series is not None else None)
+        warmup = knobs.has_warmup(config, lr_series.values if lr_series is not None else None)
 
         evidence: dict[str, Any] = {
-            "optimizer": optimizer_name(config),
+            "optimizer": knobs.optimizer_name(config),
             "optimizer_family": family,
+            "regime": regime,
+            "regime_from": regime_why,
             "typical_range": [lo, hi],
             "effective_lr": eff,
             "effective_lr_from": eff_from,
@@ -221,14 +184,6 @@ class LrMiscaled(Detector):
             yield self._too_high(eff, lo, hi, family, loss, verdict, warmup, evidence, tags, steps)
 
     # ------------------------------------------------------------------------------------------
-    @staticmethod
-    def _range(family: str, params: Any) -> tuple[float, float]:
-        if family == "adam":
-            return float(params.adam_range[0]), float(params.adam_range[1])
-        if family == "sgd":
-            return float(params.sgd_range[0]), float(params.sgd_range[1])
-        return float(params.adam_range[0]), float(params.sgd_range[1])
-
     @staticmethod
     def _config_lr(config: dict) -> dict[str, Any]:
         """Base lr, global batch, scaling rule and the lr they produce, from the config."""
@@ -383,7 +338,7 @@ class LrMiscaled(Detector):
                 msg += (f"; square-root scaling gives {_g(expected)} referenced to the run's own global "
                         f"batch ({_g(cfg['sqrt_rule_lr'])} from the rule's reference batch)")
         else:
-            expected = math.sqrt(lo * hi) if family in ("adam", "sgd") else lo
+            expected = knobs.typical_lr(family, evidence.get("regime", "scratch"))
             msg += f"; raise the lr toward {_g(expected)} (typical {_g(lo)}..{_g(hi)})"
         fixes = ["lr-sqrt-scaling"]
         if not warmup:

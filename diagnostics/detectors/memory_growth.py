@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from trainfix.diagnostics import knobs, signals
 from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import MEMORY
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 #: config / inputs keys that give the device's total memory in MB
 TOTAL_KEYS = ("device_total_mb", "total_memory_mb", "gpu_memory_mb", "device_memory_mb")
@@ -126,7 +129,7 @@ class MemoryGrowth(Detector):
         min_growth_mb: float = 32.0
         min_points: int = 9
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         s = run.role(MEMORY)
         if s is None:
             yield self.skip("no memory tag logged")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -19,19 +19,8 @@ from trainfix.diagnostics.roles_vocab import (
     VAL_LOSS,
 )
 
-
-def loss_tags(run: Any) -> list[str]:
-    """Every tag that holds a loss: the loss roles and groups, plus any tag with "loss" in its name."""
-    tags: list[str] = []
-    for role in (TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_LOSS):
-        t = run.roles.tag(role)
-        if t:
-            tags.append(t)
-    for role in (LOSS_TERMS, LOSS_TERMS_RAW, TASK_LOSSES):
-        tags.extend(run.roles.group(role).values())
-    tags.extend(t for t in run.tags if "loss" in t.lower())
-    seen: set[str] = set()
-    return [t for t in tags if not (t in seen or seen.add(t))]
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 
 class NonfiniteLoss(Detector):
@@ -56,7 +45,9 @@ class NonfiniteLoss(Detector):
     ``first_step``, ``first_tag``, ``nonfinite_points`` and ``points`` (over all loss tags),
     ``nan_points``/``inf_points``, per-tag counts, the last finite value of the first tag before it
     broke, whether training continued past it (``finite_after``: finite points after the first bad
-    one, i.e. the run skipped bad steps), and the config's precision and grad_clip when present.
+    one, i.e. the run skipped bad steps), the config's precision and grad_clip when present, and
+    ``grad_norm_median``, the median logged gradient norm before the first bad step (``grad-clip``
+    clips at twice it).
 
     Fix
     ---
@@ -84,8 +75,8 @@ class NonfiniteLoss(Detector):
     class Params:
         min_points: int = 1
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
-        tags = loss_tags(run)
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
+        tags = signals.loss_tags(run)
         if not tags:
             yield self.skip("no loss tags logged")
             return
@@ -153,6 +144,7 @@ class NonfiniteLoss(Detector):
             "per_tag": per_tag,
             "finite_after": info["finite_after"],
             "grad_clip": clip,
+            "grad_norm_median": signals.grad_norm_median(run, before=first_step),
             "precision": precision,
         }
         yield self.finding(msg, evidence=evidence, steps=(first_step, last_step),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from trainfix.diagnostics import signals
 from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_LOSS
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 
 class Overfitting(Detector):
@@ -78,7 +81,7 @@ class Overfitting(Detector):
         p_value: float = 0.05
         min_points: int = 8
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         val = run.role(VAL_LOSS)
         train, how = signals.training_loss(run)
         if val is None:

@@ -3,74 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from trainfix.diagnostics import knobs, signals
 from trainfix.diagnostics.detectors.base import Detector
-from trainfix.diagnostics.detectors.sparsity_gradient_vanishing import config_values
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import SPARSITY_ACTIVE_FRACTION, TRAIN_LOSS, VAL_METRIC
 
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
+
 ENERGY_SAVINGS_TAGS = ("sparsity/energy_savings", "energy_savings", "sparsity/energy_saving")
 
-
-
-
-def _truthy(value: Any) -> bool | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return value != 0
-    s = str(value).strip().lower()
-    if s in ("true", "yes", "on", "1"):
-        return True
-    if s in ("false", "no", "off", "0", "none", "null", ""):
-        return False
-    return None
-
-
-def _fraction(value: float | None) -> float | None:
-    """An active fraction in [0, 1]; percentages (10, 25) are converted."""
-    if value is None:
-        return None
-    if 1.0 < value <= 100.0:
-        return value / 100.0
-    return value
-
-
-def first_stage_sparse(config: dict) -> tuple[bool | None, float | None, float | None, str]:
-    """(enabled, active_fraction, start_epoch, where) in force during the first epoch.
-
-    A multi-stage config (``stages: [{overrides: {sparse.enabled: ...}}]``) is judged by its first
-    stage's overrides on top of the top-level values.
-    """
-    enabled = _truthy(knobs.lookup(config, "sparse_enabled"))
-    frac = _fraction(knobs.finite_float(knobs.lookup(config, "active_fraction")))
-    start = knobs.finite_float(knobs.lookup(config, "sparse_start_epoch"))
-    where = "config"
-    stages = config.get("stages") if isinstance(config, dict) else None
-    if isinstance(stages, list) and stages and isinstance(stages[0], dict):
-        over = stages[0].get("overrides") or {}
-        if isinstance(over, dict):
-            flat = dict(over)
-            for key, value in over.items():  # nested overrides: {sparse: {enabled: false}}
-                if isinstance(value, dict):
-                    for k2, v2 in value.items():
-                        flat[f"{key}.{k2}"] = v2
-            for key, value in flat.items():
-                k = str(key).lower()
-                if k.endswith("sparse.enabled"):
-                    enabled = _truthy(value)
-                elif k.endswith("active_fraction"):
-                    frac = _fraction(knobs.finite_float(value))
-                elif k.endswith("sparse.start_epoch"):
-                    start = knobs.finite_float(value)
-        where = f"first stage ({stages[0].get('name', 'stage 0')}) of the config"
-    return enabled, frac, start, where
 
 
 class SparseFromStart(Detector):
@@ -134,7 +80,7 @@ class SparseFromStart(Detector):
         max_start_epoch: float = 1.0
         start_fraction: float = 0.1
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         config = run.config or {}
         logged = run.role(SPARSITY_ACTIVE_FRACTION)
         logged = logged.finite() if logged is not None else None
@@ -172,7 +118,7 @@ class SparseFromStart(Detector):
             steps = (first_step, float(logged.steps[-1]))
             where = f"{logged.tag} is {signals.pct(first)} at step {signals.fmt(first_step)}"
         else:
-            enabled, frac, start, where_cfg = first_stage_sparse(config)
+            enabled, frac, start, where_cfg = knobs.first_stage_sparse(config)
             if enabled is None and frac is None:
                 yield self.skip("no sparse-training settings in the config and no sparsity/active_fraction logged")
                 return
@@ -188,7 +134,7 @@ class SparseFromStart(Detector):
             evidence.update({"source": where_cfg, "active_fraction": frac, "start_epoch": start})
             if not (frac <= params.max_active_fraction and start <= params.max_start_epoch):
                 return
-            cfg = config_values(config, "sparse_enabled", "active_fraction", "sparse_start_epoch")
+            cfg = knobs.config_values(config, "sparse_enabled", "active_fraction", "sparse_start_epoch")
             evidence["config"] = cfg
             where = f"{where_cfg}: " + ", ".join(f"{k}: {v}" for k, v in cfg.items())
         msg = (f"sparse training keeps only {signals.pct(frac)} of the weights active from the first epoch "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
@@ -18,61 +18,11 @@ from trainfix.diagnostics.roles_vocab import (
     TRAIN_LOSS_STEP,
     UW_LOG_VARS,
     UW_WEIGHTS,
+    is_main_term,
 )
 
-#: names of the main (task) term; every other logged loss term is auxiliary
-MAIN_TERM_NAMES = frozenset({
-    "cls", "ce", "task", "main", "classification", "class", "bce", "nll", "xent", "cross_entropy",
-    "crossentropy", "cross-entropy", "bag", "supervised", "sup", "total", "loss", "cls_loss", "ce_loss",
-    "classification_loss", "task_loss", "train", "mil", "bag_loss", "data",
-})
-
-#: term-name fragment -> (weight knob, scale knob or None, kind knob or None)
-TERM_KNOBS: tuple[tuple[str, tuple[str, str | None, str | None]], ...] = (
-    ("spars", ("sparsity_weight", "sparsity_scale", "sparsity_kind")),
-    ("consist", ("consistency_weight", None, None)),
-    ("entropy", ("entropy_weight", None, None)),
-    ("confid", ("confidence_weight", None, None)),
-)
-
-
-def is_main_term(key: str) -> bool:
-    """True for the main (classification/task) term of a loss, by its logged name."""
-    k = key.strip().lower().replace(" ", "_")
-    return k in MAIN_TERM_NAMES or k.startswith("task/") or k.startswith("task_")
-
-
-def term_knobs(key: str) -> tuple[str | None, str | None, str | None]:
-    """(weight, scale, kind) knob names for a loss term, by a fragment of its name."""
-    k = key.lower()
-    for fragment, names in TERM_KNOBS:
-        if fragment in k:
-            return names
-    return None, None, None
-
-
-def config_values(config: dict, *knob_names: str | None) -> dict[str, Any]:
-    """``{"lambda_sparsity": 0.001, ...}``: each knob's value, keyed by the dotted path it was found at."""
-    out: dict[str, Any] = {}
-    for name in knob_names:
-        if not name:
-            continue
-        hits = knobs.locate(config or {}, name)
-        if hits:
-            path, value = hits[0]
-            out[".".join(path)] = value
-    return out
-
-
-
-
-def term_weight_scale(config: dict, key: str) -> tuple[float | None, float | None]:
-    """The configured weight and divisor of a term (None when not configured)."""
-    wk, sk, _ = term_knobs(key)
-    weight = knobs.finite_float(knobs.lookup(config or {}, wk)) if wk else None
-    scale = knobs.finite_float(knobs.lookup(config or {}, sk)) if sk else None
-    return weight, scale
-
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 def window(steps: np.ndarray, values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     keep = (steps >= lo) & (steps <= hi) & np.isfinite(values)
@@ -158,7 +108,7 @@ class SparsityGradientVanishing(Detector):
         noise_k: float = 3.0
         min_points: int = 5
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         weighted = {k: s.finite() for k, s in run.group(LOSS_TERMS).items()}
         raw = {k: s.finite() for k, s in run.group(LOSS_TERMS_RAW).items()}
         # per-task terms of a multi-task loss are main terms too (their keys name the tasks)
@@ -186,7 +136,7 @@ class SparsityGradientVanishing(Detector):
 
     # ------------------------------------------------------------------------------------------
     def _judge(self, key, w_series, r_series, all_weighted, totals, config, params) -> Finding | str | None:
-        weight, scale = term_weight_scale(config, key)
+        weight, scale = knobs.term_weight_scale(config, key)
         if weight == 0.0:
             return None  # switched off on purpose
         # the weighted term as it enters the total: logged, else rebuilt from raw x weight / scale
@@ -274,8 +224,8 @@ class SparsityGradientVanishing(Detector):
         if falls:
             return None
 
-        wk, sk, kk = term_knobs(key)
-        cfg = config_values(config, wk, sk, kk)
+        wk, sk, kk = knobs.term_knobs(key)
+        cfg = knobs.config_values(config, wk, sk, kk)
         kind = knobs.lookup(config, kk) if kk else None
         is_sparsity = "spars" in key.lower()
         if is_sparsity:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from trainfix.diagnostics import knobs, signals
 from trainfix.diagnostics.detectors.base import Detector
-from trainfix.diagnostics.detectors.sparsity_gradient_vanishing import config_values
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.run import Series
 from trainfix.diagnostics.roles_vocab import LR, TASK_LOSSES, UW_LOG_VARS, UW_WEIGHTS
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 
 
@@ -94,7 +96,7 @@ class UncertaintyWeightsSimilar(Detector):
         small_lr: float = 1e-4
         min_points: int = 5
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         weights, source = self._weights(run)
         if len(weights) < 2:
             yield self.skip("fewer than two learned task weights logged (uw/weight/<task> or uw/log_var/<task>)")
@@ -167,7 +169,7 @@ class UncertaintyWeightsSimilar(Detector):
                     + ", ".join(f"{t} {signals.fmt(1.0 / v)}" for t, v in sorted(loss_medians.items()) if v > 0)
                     + ")")
         msg += f"; {why}"
-        cfg = config_values(config, "log_var_init", "log_var_init_std", "log_var_bounds", "log_var_lr",
+        cfg = knobs.config_values(config, "log_var_init", "log_var_init_std", "log_var_bounds", "log_var_lr",
                             "log_var_in_optimizer")
         evidence = {
             "weights_from": source,

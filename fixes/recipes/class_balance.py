@@ -49,6 +49,7 @@ class ClassBalance(Recipe):
 
     id = "class-balance"
     resolves = ("class-disparity",)
+    evidence = ("count_ratio",)
     knobs = ("sampler", "class_weights")
 
     def plan(self, config, finding=None):

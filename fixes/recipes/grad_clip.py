@@ -40,11 +40,12 @@ class GradClip(Recipe):
     id = "grad-clip"
     resolves = ("batch-loss-variance", "loss-divergence", "nonfinite-loss", "accuracy-oscillation")
     knobs = ("grad_clip",)
+    evidence = ("grad_norm_median",)
 
     def plan(self, config, finding=None):
         b = self.builder(config, finding)
         target = DEFAULT_CLIP
-        median = evidence_number(finding, "grad_norm_median", "median_grad_norm")
+        median = evidence_number(finding, "grad_norm_median")
         if median is not None and median > 0:
             target = sig(2 * median, 2)
             b.note(f"median gradient norm {median:.3g}: clip at 2x = {target:g}")

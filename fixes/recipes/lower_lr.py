@@ -41,6 +41,7 @@ class LowerLr(Recipe):
 
     id = "lower-lr"
     resolves = ("lr-miscaled", "loss-divergence", "accuracy-oscillation", "nonfinite-loss")
+    evidence = ("expected_lr", "effective_lr", "lr", "typical_range")
     knobs = ("lr", "scaled_lr")
 
     def plan(self, config, finding=None):
@@ -49,8 +50,8 @@ class LowerLr(Recipe):
         if lr is None or lr <= 0:
             return self.skip("this config has no learning-rate setting (lr, learning_rate, base_lr)")
         factor = FACTOR
-        expected = evidence_number(finding, "expected_lr", "suggested_lr", "recommended_lr", "target_lr")
-        effective = evidence_number(finding, "effective_lr", "lr", "logged_lr")
+        expected = evidence_number(finding, "expected_lr")
+        effective = evidence_number(finding, "effective_lr", "lr")
         rng = (finding.evidence or {}).get("typical_range") if finding is not None else None
         if expected is None and isinstance(rng, (list, tuple)) and len(rng) == 2 and effective:
             try:

@@ -66,6 +66,7 @@ class LrSqrtScaling(Recipe):
 
     id = "lr-sqrt-scaling"
     resolves = ("lr-miscaled",)
+    evidence = ("expected_lr",)
     knobs = ("lr_scaling", "reference_batch", "lr", "scaled_lr", "warmup_epochs")
 
     def plan(self, config, finding=None):
@@ -86,7 +87,7 @@ class LrSqrtScaling(Recipe):
                     if b.get("scaled_lr") is not None:
                         b.set("scaled_lr", sig(base), "the recorded effective lr, as the trainer will record it")
             else:
-                expected = evidence_number(finding, "expected_lr", "suggested_lr", "recommended_lr", "target_lr")
+                expected = evidence_number(finding, "expected_lr")
                 if expected is None or base is None:
                     return self.skip("the lr is not scaled by batch in this config (lr_scaling: none); "
                                      "set optimizer.lr yourself or use lower-lr")

@@ -44,14 +44,9 @@ MAX_WEIGHT = 1.0
 
 
 def share_from_evidence(finding) -> float | None:
-    """The term's share of the total loss as a fraction (evidence may hold a fraction or a percent)."""
-    frac = evidence_number(finding, "share", "term_share", "share_of_total", "fraction_of_total", "term_fraction")
-    if frac is not None and 0 < frac < 1:
-        return frac
-    pct = evidence_number(finding, "share_pct", "share_percent", "percent_of_total", "term_share_pct")
-    if pct is not None and 0 < pct < 100:
-        return pct / 100.0
-    return None
+    """The term's share of the total loss as a fraction (``share_of_total`` in the evidence)."""
+    frac = evidence_number(finding, "share_of_total")
+    return frac if frac is not None and 0 < frac < 1 else None
 
 
 class SparsityRescale(Recipe):
@@ -59,6 +54,7 @@ class SparsityRescale(Recipe):
 
     id = "sparsity-rescale"
     resolves = ("sparsity-gradient-vanishing",)
+    evidence = ("share_of_total",)
     knobs = ("sparsity_weight", "sparsity_scale")
 
     def plan(self, config, finding=None):
