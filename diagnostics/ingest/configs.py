@@ -25,6 +25,41 @@ NOT_TRAINING = re.compile(r"(tokenizer|generation_config|preprocessor_config|spe
                           r"adapter_config|added_tokens|model\.safetensors\.index|pytorch_model\.bin\.index)", re.I)
 
 
+#: which config file is *the* training config when a run holds several (``trainfix apply RUN_DIR``
+#: edits it; ``diagnose`` names it in the fix command): trainfix's own first, then the names
+#: Lightning (``hparams.yaml``), Hugging Face (``training_args.json``) and common scripts write.
+TRAINING_CONFIG_NAMES = ("config.yaml", "config.yml", "hparams.yaml", "training_args.json", "args.yaml",
+                         "args.json", "opt.yaml", "config.json", "train.yaml", "params.yaml")
+
+
+def training_config_candidates(paths: list[Path]) -> list[Path]:
+    """The config files among ``paths`` that can be training configs (not tokenizer files and the like)."""
+    return [p for p in paths if not NOT_TRAINING.search(p.name)]
+
+
+def pick_training_config(root: Path, paths: list[Path]) -> Path | None:
+    """The training config of a run among the config files discovery found in it, or None when
+    there is none or the choice is ambiguous (two ``version_N/hparams.yaml``, two unknown YAMLs).
+
+    A known name wins (in :data:`TRAINING_CONFIG_NAMES` order), the shallowest copy of it when it
+    is unique at that depth; otherwise the only candidate."""
+    cands = training_config_candidates(paths)
+
+    def depth(p: Path) -> int:
+        try:
+            return len(p.relative_to(root).parts)
+        except ValueError:
+            return len(p.parts)
+
+    for name in TRAINING_CONFIG_NAMES:
+        named = [p for p in cands if p.name.lower() == name]
+        if named:
+            shallow = min(depth(p) for p in named)
+            top = [p for p in named if depth(p) == shallow]
+            return top[0] if len(top) == 1 else None
+    return cands[0] if len(cands) == 1 else None
+
+
 def _yaml_load(text: str) -> Any:
     import yaml
 

@@ -40,6 +40,15 @@ IGNORED_NAMES = re.compile(
     r"added_tokens\.json|.*\.ipynb|environment\.ya?ml|\.pre-commit-config\.yaml|dataset.*\.json|attention\.json)$",
     re.I,
 )
+# Hugging Face's pickled TrainingArguments: settings, not weights; never loaded (not even weights-only).
+NOT_CHECKPOINTS = {"training_args.bin"}
+# Final metrics that trainers write once (``all_results.json``, YOLO's ``results.json``): neither a
+# config nor a series.
+RESULT_FILES = re.compile(r"^(?:(?:all|train|eval|val|test|predict)_)?results\.json$", re.I)
+# What ``trainfix apply`` writes: ``<name>.fixed.<ext>`` (``.fixed-2``...) and the provenance sidecar
+# of a patched JSON config.
+APPLY_OUTPUT = re.compile(r"^(?P<base>.+?)\.fixed(?:-\d+)?(?P<ext>\.[A-Za-z0-9]+)$", re.I)
+APPLY_SIDECAR = ".applied_fixes.json"
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", ".git", ".hg", ".svn", "wandb", ".ipynb_checkpoints",
              ".trash", "venv", ".venv"}
 PATTERNS_LOOKED_FOR = (
@@ -109,7 +118,7 @@ def classify(path: Path) -> str | None:
     low = name.lower()
     if "tfevents" in low:
         return "tensorboard"
-    if IGNORED_NAMES.match(low):
+    if IGNORED_NAMES.match(low) or low in NOT_CHECKPOINTS or RESULT_FILES.match(low) or low.endswith(APPLY_SIDECAR):
         return None
     if low.endswith(CHECKPOINT_SUFFIXES):
         return "checkpoint"
@@ -164,7 +173,16 @@ def _is_checkpoint_meta(path: Path) -> bool:
     base = path.name[: -len(".json")]
     if base.lower().endswith(CHECKPOINT_SUFFIXES) and (path.parent / base).exists():
         return True
-    return any((path.parent / (base + s)).exists() for s in CHECKPOINT_SUFFIXES)
+    return any((path.parent / (base + s)).exists() and (base + s).lower() not in NOT_CHECKPOINTS
+               for s in CHECKPOINT_SUFFIXES)
+
+
+def is_apply_output(path: Path) -> bool:
+    """``config.fixed.yaml`` beside ``config.yaml`` (``best.fixed.pt`` beside ``best.pt``): a patched
+    copy ``trainfix apply`` wrote, not a file this run used (an output of apply never becomes an
+    input of the run it came from)."""
+    m = APPLY_OUTPUT.match(path.name)
+    return bool(m) and (path.parent / (m.group("base") + m.group("ext"))).is_file()
 
 
 def scan(root: Path) -> Inputs:
@@ -186,6 +204,10 @@ def scan(root: Path) -> Inputs:
             continue
         if not os.access(path, os.R_OK):
             inputs.skipped.append({"path": str(path), "reason": "not readable (permission denied)"})
+            continue
+        if kind in ("checkpoint", "config") and is_apply_output(path):
+            inputs.skipped.append({"path": str(path), "reason": "a patched copy written by trainfix apply "
+                                   "(its original is beside it): not part of this run"})
             continue
         if kind == "checkpoint":
             inputs.checkpoints.append(path)
