@@ -1,16 +1,26 @@
 """`trainfix apply`: patch a run's config with a fix (a new file and its diff), or repair a checkpoint.
 
-``trainfix apply [RUN_DIR|CONFIG|CKPT] --fix ID [--fix ID ...] [-o OUT] [--dry-run] [--relaunch]
-[--resume-from CKPT] [--relaunch-cmd 'python train.py --config {config}'] [--model REF]``
+``trainfix apply [RUN_DIR|CONFIG|CKPT] --fix ID [--fix ID ...] [--train-config FILE] [-o OUT] [--force]
+[--dry-run] [--relaunch] [--resume-from CKPT] [--relaunch-cmd 'python train.py --config {config} --out {out}']
+[--model REF]``
 
 - No path: the current directory, so ``trainfix apply --fix sparsity-l1`` inside a run dir works.
-- A run dir: its ``config.yaml``, or the one foreign config found in it.
+- A run dir: its training config as ``diagnose`` finds it (``config.yaml``, Lightning's
+  ``version_N/hparams.yaml``, ``training_args.json``...), or the file ``--train-config`` names: the
+  config your own script reads, wherever it lives.  The run is diagnosed for the findings the fixes
+  answer.
 - Without ``--fix``: the run is diagnosed and the best fix per finding is listed, then applied.
-- The patched config is a NEW file (``<name>.fixed.yaml`` next to the input, or ``-o``), written
-  atomically; the input is never modified.  ``--dry-run`` shows the diff and writes nothing.
+- The patched config is a NEW file, written atomically; the input is never modified:
+  ``<name>.fixed.<ext>`` next to a config outside the run, ``<run>.<name>.fixed.<ext>`` beside the
+  run dir for a config inside it (an output never becomes an input of the run it came from), or
+  ``-o``.  An existing output is not replaced without ``--force``; to add a fix to an already fixed
+  config, apply to that file (the fixes stack: ``x.fixed.yaml`` -> ``x.fixed-2.yaml``, provenance
+  of both kept).  ``--dry-run`` shows the diff and writes nothing.
 - A checkpoint with ``--fix checkpoint-keys``: a repaired copy (see ``trainfix explain checkpoint-keys``).
 - ``--relaunch`` trains the patched trainfix config into a new run dir; ``--relaunch-cmd`` runs
-  your own command with ``{config}`` replaced by the patched file's path.
+  your own command with ``{config}`` replaced by the patched file's path and ``{out}`` by a fresh
+  run dir beside the old one (``<run>-fixed``).  Either ends with the comparison of the two runs
+  (``trainfix compare``).
 """
 
 from __future__ import annotations
@@ -37,11 +47,13 @@ TAIL_LINES = 20
 def apply_command(
     path: Annotated[Optional[Path], typer.Argument(help="Run dir, config file or checkpoint (default: the current directory).")] = None,
     fix: Annotated[Optional[list[str]], typer.Option("--fix", "-f", help="Fix id to apply (repeatable). Default: the fixes the run's diagnosis recommends.")] = None,
+    train_config: Annotated[Optional[Path], typer.Option("--train-config", help="The training config your script reads (edited instead of the one found in the run dir).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write: a file, or a directory for <name>.fixed.<ext>.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and the diff; write nothing.")] = False,
     relaunch: Annotated[bool, typer.Option("--relaunch", help="Train the patched trainfix config into a new run dir.")] = False,
     resume_from: Annotated[Optional[Path], typer.Option("--resume-from", help="With --relaunch: warm-start from this checkpoint (when the fixes allow it).")] = None,
-    relaunch_cmd: Annotated[Optional[str], typer.Option("--relaunch-cmd", help="Run your own training command; {config} becomes the patched file.")] = None,
+    relaunch_cmd: Annotated[Optional[str], typer.Option("--relaunch-cmd", help="Run your own training command: {config} becomes the patched file, {out} a new run dir.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="checkpoint-keys: a trainfix config or module:factory to prove the repaired keys load strictly.")] = None,
 ) -> None:
     """Apply fixes: write a patched copy of a config (with its diff) or repair a checkpoint."""
@@ -53,24 +65,36 @@ def apply_command(
         raise UsageError("--relaunch and --relaunch-cmd are alternatives", "use --relaunch for trainfix configs, --relaunch-cmd for your own script")
     if resume_from is not None and not relaunch:
         raise UsageError("--resume-from needs --relaunch", "add --relaunch")
+    if relaunch_cmd is not None and "{config}" not in relaunch_cmd:
+        raise UsageError("--relaunch-cmd must contain {config} (where the patched config's path goes)",
+                         "e.g. --relaunch-cmd 'python train.py --config {config} --out {out}'")
     if target.is_file() and target.suffix.lower() in CHECKPOINT_SUFFIXES:
+        if train_config is not None:
+            raise UsageError("--train-config goes with a run directory, not a checkpoint",
+                             f"trainfix apply {target} --fix checkpoint-keys")
         _repair_checkpoint(target, fixes, output, model, dry_run)
         return
+    if train_config is not None:
+        if not target.is_dir():
+            raise UsageError(f"with --train-config, PATH is the run directory; {target} is a file",
+                             f"trainfix apply RUN_DIR --train-config {train_config} --fix ID")
+        if not train_config.is_file():
+            raise InputError(f"--train-config {train_config}: no such file", "pass the YAML/JSON config your training script reads")
+    run_dir = target if target.is_dir() else target.parent
     if "checkpoint-keys" in fixes:
-        raise UsageError("'checkpoint-keys' repairs a checkpoint, not a config",
-                         "run: trainfix apply path/to/checkpoint.pt --fix checkpoint-keys")
+        raise UsageError("'checkpoint-keys' repairs a checkpoint, not a config", checkpoint_hint(run_dir))
 
-    from trainfix.fixes.foreign import default_output, find_config, load_document
+    from trainfix.fixes.foreign import default_output, find_config, is_within, load_document
     from trainfix.fixes.patch import patch_document
     from trainfix.fixes.recommend import plan_fixes, recommend
 
-    config_path = find_config(target) if target.is_dir() else target
-    run_dir = target if target.is_dir() else target.parent
+    config_path = train_config or (find_config(target) if target.is_dir() else target)
     doc = load_document(config_path)
     con = out()
     con.print(f"config: [bold]{escape(str(config_path))}[/] ({_flavor_text(doc.flavor)})")
 
-    report = diagnose_quietly(run_dir)
+    logs_here = has_logs(run_dir) and (target.is_dir() or is_one_run(run_dir))
+    report = diagnose_quietly(run_dir) if logs_here else None
     findings = list(report.findings) if report is not None else []
     if not fixes:
         if report is None:
@@ -88,12 +112,21 @@ def apply_command(
     if relaunch:  # refuse before anything is written
         if not doc.is_trainfix:
             raise UsageError("--relaunch trains trainfix configs; this is a foreign config",
-                             "use --relaunch-cmd 'python train.py --config {config}'")
+                             "use --relaunch-cmd 'python train.py --config {config} --out {out}'")
         cold = [p.recipe_id for p in patches if not _recipe(p.recipe_id).warm_start]
         if resume_from is not None and cold:
             raise FixError(f"--resume-from is not safe with {', '.join(cold)}: the fix changes what the checkpoint holds",
                            "relaunch without --resume-from (a fresh run)")
-    out_path = default_output(config_path, output)
+    the_run = run_dir if (target.is_dir() or logs_here) else None
+    out_path = default_output(config_path, output, run_dir=the_run)
+    if the_run is not None and logs_here and is_within(out_path, the_run):
+        raise UsageError(f"{out_path} is inside the run directory {the_run}: its next diagnosis would read the "
+                         "patched copy as the run's own config",
+                         "write it elsewhere (without -o it goes beside the run directory)")
+    if not dry_run and not force and (out_path.exists() or _sidecar_exists(doc, out_path)):
+        raise UsageError(f"{out_path} already exists (an earlier output?); not overwritten",
+                         f"pass --force to replace it, -o for another file, or stack the fixes on it: "
+                         f"trainfix apply {shlex.quote(str(out_path))} --fix ID")
     result = patch_document(doc, patches, str(out_path))
     for patch, applied in result.applied:
         show_patch(con, patch, applied)
@@ -110,10 +143,34 @@ def apply_command(
         return
     _write(doc, result, out_path)
     con.print(f"wrote [bold]{escape(str(out_path))}[/] (the input is unchanged)")
+    before = run_dir if report is not None else None
     if relaunch:
-        relaunch_trainfix(out_path, run_dir if target.is_dir() else None, resume_from)
+        new_run = relaunch_trainfix(out_path, the_run, resume_from)
     elif relaunch_cmd:
-        run_user_command(relaunch_cmd, out_path)
+        new_run = run_user_command(relaunch_cmd, out_path, relaunch_dir(the_run, out_path))
+    else:
+        return
+    finish_with_comparison(before, new_run)
+
+
+def _sidecar_exists(doc: Any, out_path: Path) -> bool:
+    from trainfix.fixes.foreign import sidecar_path
+
+    return doc.fmt == "json" and not doc.is_trainfix and sidecar_path(out_path).exists()
+
+
+def checkpoint_hint(run_dir: Path) -> str:
+    """The command that repairs this run's checkpoint(s), naming the checkpoint (the first, and how
+    many others there are), or the generic form when the directory holds none."""
+    from trainfix.diagnostics.ingest.discover import scan
+
+    ckpts = scan(run_dir).checkpoints if run_dir.is_dir() else []
+    if not ckpts:
+        return "run: trainfix apply path/to/checkpoint.pt --fix checkpoint-keys"
+    first = shlex.quote(str(ckpts[0]))
+    more = f" (and likewise for each of the other {len(ckpts) - 1}: " + \
+        ", ".join(c.name for c in ckpts[1:5]) + ("..." if len(ckpts) > 5 else "") + ")" if len(ckpts) > 1 else ""
+    return f"run: trainfix apply {first} --fix checkpoint-keys{more}"
 
 
 def _write(doc: Any, result: Any, out_path: Path) -> None:
@@ -169,6 +226,13 @@ def diagnose_quietly(run_dir: Path):
 
 LOG_PATTERNS = ("metrics.jsonl", "*.jsonl", "events.out.tfevents*", "*.csv", "trainer_state.json", "*.log",
                 "*/events.out.tfevents*", "*/metrics.csv", "*/*/events.out.tfevents*", "*/*/metrics.csv")
+
+
+def is_one_run(folder: Path) -> bool:
+    """Whether ``folder`` is one run by diagnose's rule (not a folder of several runs)."""
+    from trainfix.diagnostics.ingest.discover import find_runs
+
+    return [Path(p) for p in find_runs(folder)] == [folder]
 
 
 def has_logs(run_dir: Path) -> bool:
@@ -272,7 +336,7 @@ def relaunch_dir(run_dir: Optional[Path], config_path: Path) -> Path:
 
 
 def relaunch_trainfix(config_path: Path, run_dir: Optional[Path], resume_from: Optional[Path]) -> Path:
-    """Train the patched config with trainfix's trainer into a new run dir."""
+    """Train the patched config with trainfix's trainer into a new run dir; return it."""
     from trainfix.trainers import train
 
     out_dir = relaunch_dir(run_dir, config_path)
@@ -284,19 +348,21 @@ def relaunch_trainfix(config_path: Path, run_dir: Optional[Path], resume_from: O
     # and epoch count under the patched config); an exact resume would continue the old schedule.
     result = train(str(config_path), out_dir=out_dir, init_from=str(resume_from) if resume_from else None)
     done = Path(getattr(result, "out_dir", out_dir))
-    out().print(f"new run: [bold]{escape(str(done))}[/]; check it with: trainfix compare {escape(str(run_dir or ''))} {escape(str(done))}".rstrip())
+    out().print(f"new run: [bold]{escape(str(done))}[/]")
     return done
 
 
-def run_user_command(template: str, config_path: Path) -> None:
-    """Run ``template`` with ``{config}`` replaced by the (quoted) patched config path.
+def run_user_command(template: str, config_path: Path, out_dir: Path) -> Optional[Path]:
+    """Run ``template`` with ``{config}`` replaced by the (quoted) patched config path and ``{out}``
+    by ``out_dir`` (a fresh run dir); return ``out_dir`` when the template names it, else None
+    (trainfix then cannot know where the new run went).
 
     Output streams through; on failure the exit code and last lines are shown and TrainingError
     raised (the patched config stays where it was written)."""
     if "{config}" not in template:
         raise UsageError("--relaunch-cmd must contain {config} (where the patched config's path goes)",
-                         "e.g. --relaunch-cmd 'python train.py --config {config}'")
-    cmd = template.replace("{config}", shlex.quote(str(config_path)))
+                         "e.g. --relaunch-cmd 'python train.py --config {config} --out {out}'")
+    cmd = template.replace("{config}", shlex.quote(str(config_path))).replace("{out}", shlex.quote(str(out_dir)))
     err().print(f"relaunching: {escape(cmd)}")
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
@@ -316,3 +382,25 @@ def run_user_command(template: str, config_path: Path) -> None:
             f"the patched config is kept at {config_path}; fix the command and rerun it",
             details=[f"last {len(tail)} line(s):"] + list(tail),
         )
+    return out_dir if "{out}" in template else None
+
+
+def finish_with_comparison(before: Optional[Path], after: Optional[Path]) -> None:
+    """End a relaunch with ``trainfix compare BEFORE AFTER`` (or say why it cannot)."""
+    con = out()
+    if after is None:
+        con.print("the relaunch command has no {out}: trainfix does not know where the new run went; "
+                  "compare it yourself: trainfix compare RUN_DIR NEW_RUN_DIR")
+        return
+    if before is None:
+        con.print(f"new run: {escape(str(after))} (no diagnosed run before it to compare with)")
+        return
+    if not has_logs(after):
+        con.print(f"[yellow]no training logs in {escape(str(after))}[/]: did the command write its logs to {{out}}? "
+                  f"compare by hand: trainfix compare {escape(str(before))} NEW_RUN_DIR")
+        return
+    from trainfix.cli.compare import render
+    from trainfix.diagnostics.compare import comparison, diagnose_one
+
+    con.print()
+    render(comparison(diagnose_one(before), diagnose_one(after)))

@@ -169,7 +169,9 @@ def _count(value: Any) -> int:
 
 
 def _fix_command(rr: RunReport, f: Finding) -> str:
-    return f"trainfix apply {rr.path} --fix {f.fixes[0]}" if f.fixes else ""
+    from trainfix.diagnostics.fix_command import fix_command
+
+    return fix_command(rr, f)
 
 
 # --- rich --------------------------------------------------------------------------------------

@@ -236,8 +236,11 @@ def _dump_yaml_by_key(doc: ConfigDocument, tree: Any, header_extra: list[str]) -
             value.fa.set_block_style()
         single = CommentedMap()
         single[key] = value
-        if key in getattr(orig.ca, "items", {}):
-            single.ca.items[key] = orig.ca.items[key]
+        # the comment as the patch left it (``# was 0.5: ...`` after a changed value), else the original
+        for source in (getattr(tree, "ca", None), orig.ca):
+            if source is not None and key in getattr(source, "items", {}):
+                single.ca.items[key] = source.items[key]
+                break
         buf = io.StringIO()
         _yaml(doc.yaml_indent).dump(single, buf)
         text = buf.getvalue()
@@ -355,56 +358,74 @@ def write_document(doc: ConfigDocument, text: str, out: Path, provenance: list[d
 
 # --------------------------------------------------------------------------- where configs are
 
-CONFIG_PREFERENCE = ("config.yaml", "config.yml", "hparams.yaml", "training_args.json", "args.yaml",
-                     "args.json", "config.json", "train.yaml", "params.yaml")
-NOT_CONFIGS = ("trainer_state.json", "metrics.json", "all_results.json", "train_results.json",
-               "eval_results.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-
-
 def find_config(run_dir: str | os.PathLike) -> Path:
-    """The config file of a run directory: ``config.yaml`` when present (trainfix writes it), else
-    the one foreign config found (``hparams.yaml``, ``training_args.json``, ``config.json``, ...),
-    looking in the directory and one level below.  InputError when there is none or it is ambiguous."""
+    """The training config of a run directory: the file ``diagnose`` reads as its config and that
+    ``trainfix apply RUN_DIR`` edits (see
+    :func:`trainfix.diagnostics.ingest.configs.pick_training_config`), looked for with the same
+    discovery as ``diagnose`` (Lightning's ``name/version_N/hparams.yaml`` included; metrics files,
+    ``training_args.bin`` and apply's own outputs are never configs).  InputError when there is
+    none or it is ambiguous; the hint says to pass the file with ``--train-config``."""
+    from trainfix.diagnostics.ingest.configs import pick_training_config, training_config_candidates
+    from trainfix.diagnostics.ingest.discover import scan
+
     root = Path(run_dir)
-    for name in CONFIG_PREFERENCE:
-        if (root / name).is_file():
-            return root / name
-    candidates = []
-    for pattern in ("*.yaml", "*.yml", "*.json", "*/*.yaml", "*/*.yml", "*/hparams.yaml", "*/config.json"):
-        for p in sorted(root.glob(pattern)):
-            if p.name in NOT_CONFIGS or ".fixed" in p.name or p.name.endswith(".applied_fixes.json"):
-                continue
-            if p not in candidates:
-                candidates.append(p)
-    for name in CONFIG_PREFERENCE:
-        named = [p for p in candidates if p.name == name]
-        if len(named) == 1:
-            return named[0]
-    if len(candidates) == 1:
-        return candidates[0]
+    found = scan(root).configs
+    chosen = pick_training_config(root, found)
+    if chosen is not None:
+        return chosen
+    candidates = training_config_candidates(found)
     if not candidates:
         raise InputError(f"no config file (YAML or JSON) in {root}",
-                         "pass the config file itself: trainfix apply path/to/config.yaml --fix ID")
+                         f"pass your training config: trainfix apply {root} --train-config path/to/config.yaml --fix ID")
     listed = ", ".join(str(p.relative_to(root)) for p in candidates[:6])
     raise InputError(f"{len(candidates)} config files in {root} ({listed}); which one did the run use?",
-                     "pass the config file itself: trainfix apply path/to/config.yaml --fix ID")
+                     f"pass it: trainfix apply {root} --train-config {candidates[0]} --fix ID")
 
 
-def default_output(path: Path, out: str | os.PathLike | None = None) -> Path:
-    """Where the patched config goes: ``out`` (a file, or a directory to hold
-    ``<name>.fixed<ext>``), else ``<name>.fixed<ext>`` next to the input; never the input itself."""
+_FIXED_STEM = re.compile(r"^(?P<base>.+?)\.fixed(?:-(?P<n>\d+))?$")
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` or below it (after resolving links)."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def default_output(path: Path, out: str | os.PathLike | None = None, *, run_dir: Path | None = None) -> Path:
+    """Where the patched config goes; never the input itself, never inside the run it fixes.
+
+    - ``out``: that file, or ``<name>.fixed<ext>`` in that directory.
+    - A config inside ``run_dir`` (``run/config.yaml``, ``run/lightning_logs/version_0/hparams.yaml``):
+      ``<run>.<name>.fixed<ext>`` beside the run dir, so that the next diagnosis of the run does
+      not read the patched copy as the run's own config.
+    - Otherwise ``<name>.fixed<ext>`` next to the input.
+    - An input that is itself a patched copy (``x.fixed.yaml``: fixes stacking on a fixed config)
+      gets the next free ``x.fixed-N.yaml``.
+
+    Whether the target already exists is the caller's decision (``apply`` refuses without --force).
+    """
     path = Path(path)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    base = stem[: -len(".fixed")] if stem.endswith(".fixed") else stem
+    m = _FIXED_STEM.match(stem)
+    base = m.group("base") if m else stem
+    stacking = m is not None
     name = f"{base}.fixed{path.suffix}"
     if out is not None:
         o = Path(out)
         target = o / name if (o.is_dir() or str(out).endswith(os.sep)) else o
     else:
-        target = path.with_name(name)
+        folder = path.parent
+        if run_dir is not None and is_within(path, run_dir) and not stacking:
+            rd = Path(run_dir).resolve()
+            folder, base = rd.parent, f"{rd.name}.{base}"
+            name = f"{base}.fixed{path.suffix}"
+        target = folder / name
         n = 2
-        while target.resolve() == path.resolve():
-            target = path.with_name(f"{base}.fixed-{n}{path.suffix}")
+        while target.resolve() == path.resolve() or (stacking and target.exists()):
+            target = folder / f"{base}.fixed-{n}{path.suffix}"
             n += 1
     if target.resolve() == path.resolve():
         raise InputError(f"refusing to overwrite the input {path}", "trainfix apply writes a new file: pick another -o/--output")

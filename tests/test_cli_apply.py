@@ -116,7 +116,8 @@ def test_run_dir_and_no_path_mean_its_config(tmp_path):
     (rd / "config.yaml").write_text(CONFIG)
     res = run("apply", "--fix", "grad-clip", cwd=rd)
     assert res.exit_code == 0, res.output
-    assert (rd / "config.fixed.yaml").exists()
+    # beside the run dir, not in it: the next diagnosis of the run must not read the patched copy
+    assert (tmp_path / "run.config.fixed.yaml").exists() and not (rd / "config.fixed.yaml").exists()
 
 
 def test_without_fix_and_without_logs_is_a_usage_error(config):
@@ -220,7 +221,7 @@ def test_without_fix_the_diagnosis_recommends_and_lists_before_writing(tmp_path)
     out = res.stdout
     assert "recommended fixes" in out and "accuracy-oscillation -> two-stage-sparse" in out
     assert out.index("recommended fixes") < out.index("wrote")
-    fixed = yaml.safe_load((rd / "config.fixed.yaml").read_text())
+    fixed = yaml.safe_load((tmp_path / "run.config.fixed.yaml").read_text())
     assert [s["name"] for s in fixed["stages"]] == ["dense", "sparse"]
     assert fixed["applied_fixes"][0]["finding"] in ("accuracy-oscillation", "sparse-from-start")
 
