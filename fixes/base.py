@@ -115,11 +115,19 @@ class PatchBuilder:
             self.patch.edits.append(Edit(path, get_path(self.config, path), new, reason))
             return True
         hits = self._foreign_hits(knob)
+        edited = False
         for path, old in hits:
+            if not can_hold(old, new):
+                # the user's script reads this key as a number (or a list...): writing another kind
+                # of value would crash it, so the change becomes advice instead
+                self.advice(f"{'.'.join(path)} holds {old!r}, not a place for {new!r}: "
+                            + (advice or f"change it in your code ({reason})"))
+                continue
             self.patch.edits.append(Edit(path, old, _like(old, new), reason))
+            edited = True
         if not hits and advice:
             self.advice(advice)
-        return bool(hits)
+        return edited
 
     def set_path(self, path: Iterable[str], new: Any, reason: str) -> None:
         """Set an explicit path (trainfix configs: keys that are not knobs, like ``stages``)."""
@@ -158,6 +166,41 @@ class PatchBuilder:
 
     def result(self) -> Patch | None:
         return self.patch if (self.patch.edits or self.patch.advice) else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numeric_text(value: Any) -> bool:
+    try:
+        float(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+def can_hold(old: Any, new: Any) -> bool:
+    """Whether a foreign config's key holding ``old`` can take ``new`` without changing the kind of
+    value the user's script reads there: a number stays a number (``log_var_init: 0.0`` cannot
+    become ``random``), a numeric string stays numeric, a word stays a word, a list stays a list, a
+    mapping stays a mapping, a switch takes a switch or a word (see :func:`_like`).  An absent or
+    null value takes anything."""
+    if old is MISSING or old is None:
+        return True
+    if isinstance(old, bool):
+        return isinstance(new, (bool, str))  # a word becomes a switch (see _like)
+    if _is_number(old):
+        return _is_number(new)
+    if isinstance(old, str):
+        if _numeric_text(old):
+            return _is_number(new) or (isinstance(new, str) and _numeric_text(new))
+        return isinstance(new, str)
+    if isinstance(old, (list, tuple)):
+        return isinstance(new, (list, tuple))
+    if isinstance(old, dict):
+        return isinstance(new, dict)
+    return True
 
 
 def _like(old: Any, new: Any) -> Any:

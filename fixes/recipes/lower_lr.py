@@ -2,8 +2,12 @@
 
 What it changes
 ---------------
-``optimizer.lr`` multiplied by 0.3, or by more when the finding's evidence says the effective lr
-is further above the typical range (down to the top of that range, or to an ``expected_lr``).  In a foreign config every lr key found
+``optimizer.lr`` multiplied by 0.3, or by more when the lr is further above the typical range: down
+to the finding's ``expected_lr`` or the top of its ``typical_range``, else (a finding without lr
+evidence, such as ``loss-divergence``) to the top of the optimizer family's range that
+``lr-miscaled`` judges by (Adam-family 1e-4..3e-3, SGD 1e-2..0.5; the config's optimizer name,
+AdamW for Hugging Face TrainingArguments, else the wider of the two).  So an lr of 0.5 with AdamW
+becomes 0.003, not 0.15.  In a foreign config every lr key found
 (``lr``, ``learning_rate``, ``base_lr``, ``max_lr``, a recorded ``scaled_lr``) is scaled the same
 way.  The patch is relative: applied once per config (the provenance says so), never compounded.
 
@@ -34,6 +38,19 @@ from __future__ import annotations
 from trainfix.fixes.base import Recipe, evidence_number, sig
 
 FACTOR = 0.3
+MIN_FACTOR = 1e-3  # at most a 1000x cut in one fix
+
+
+def typical_top(config: dict) -> float:
+    """The top of the typical peak-lr range for the config's optimizer family (the ranges
+    ``lr-miscaled`` judges by); Hugging Face TrainingArguments default to AdamW."""
+    from trainfix.diagnostics.detectors.lr_miscaled import LrMiscaled, optimizer_family, optimizer_name
+    name = optimizer_name(config or {})
+    if name is None and {"per_device_train_batch_size", "learning_rate"} <= set(map(str, config or {})):
+        name = "adamw"
+    family = optimizer_family(name)
+    params = LrMiscaled.Params()
+    return float(params.adam_range[1] if family == "adam" else params.sgd_range[1])
 
 
 class LowerLr(Recipe):
@@ -58,11 +75,16 @@ class LowerLr(Recipe):
                 expected = float(rng[1]) if effective > float(rng[1]) else None
             except (TypeError, ValueError):
                 expected = None
+        source = "the finding expects an lr of"
+        if expected is None and (finding is None or "typical_range" not in (finding.evidence or {})):
+            hi = typical_top(config)
+            if (effective or lr) > hi:
+                expected, source = hi, "the typical range for this optimizer tops at"
         if expected is not None and expected > 0:
             ratio = expected / (effective or lr)
             if ratio < FACTOR:
-                factor = max(ratio, 0.01)
-                b.note(f"the finding expects an lr of {expected:.3g}: factor {factor:.3g}")
+                factor = max(ratio, MIN_FACTOR)
+                b.note(f"{source} {expected:.3g}: factor {factor:.3g}")
         reason = f"lr x{sig(factor, 2):g}: smaller steps leave the unstable regime"
         b.scale("lr", factor, reason)
         if not b.own or b.get("scaled_lr") is not None:  # ours: the recorded effective lr, kept true

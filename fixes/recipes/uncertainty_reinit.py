@@ -4,7 +4,9 @@ What it changes
 ---------------
 ``loss.log_var_init: random`` with ``log_var_init_std: 0.1``; ``loss.log_var_bounds: [-2, 2]``
 (widened back when narrower); ``loss.log_var_lr: 0.01`` when the optimizer's lr is below that;
-``loss.log_var_in_optimizer: true``.  Foreign configs: the matching keys, else advice with code.
+``loss.log_var_in_optimizer: true``.  Foreign configs: the matching keys, each only with a value of
+the kind it holds (a numeric ``log_var_init: 0.0`` is never given the word ``random``: the user's
+script would crash on it), else advice with code.
 A relaunch starts fresh (no warm start: resuming would restore the stuck log-variances).
 
 When to use
@@ -65,7 +67,9 @@ class UncertaintyReinit(Recipe):
                      f"optimizer group: {{'params': [log_vars], 'lr': {LOG_VAR_LR:g}, 'weight_decay': 0}}")
             return b.result()
         if str(b.get("log_var_init", "zeros")).lower() != "random":
-            b.set("log_var_init", "random", "small random init breaks the symmetry of all-zero starts")
+            b.set("log_var_init", "random", "small random init breaks the symmetry of all-zero starts",
+                  advice=f"initialise the log-variances in your code with torch.randn(n_tasks) * {INIT_STD:g}: "
+                         "one number for all of them starts every task at the same weight")
         std = b.get_float("log_var_init_std")
         if std is None or std <= 0 or std > 0.5:
             b.set("log_var_init_std", INIT_STD, "small: starts near weight 1 for every task")
