@@ -399,8 +399,9 @@ def finish_with_comparison(before: Optional[Path], after: Optional[Path]) -> Non
         con.print(f"[yellow]no training logs in {escape(str(after))}[/]: did the command write its logs to {{out}}? "
                   f"compare by hand: trainfix compare {escape(str(before))} NEW_RUN_DIR")
         return
+    from trainfix.cli.common import expected_model
     from trainfix.cli.compare import render
     from trainfix.diagnostics.compare import comparison, diagnose_one
 
     con.print()
-    render(comparison(diagnose_one(before), diagnose_one(after)))
+    render(comparison(diagnose_one(before, expected_model), diagnose_one(after, expected_model)))

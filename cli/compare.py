@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from trainfix.cli.common import command, expected_model, out
-from trainfix.diagnostics.compare import comparison, diagnose_one
+from trainfix.cli.diagnose import MetricOpt, parse_metrics
+from trainfix.diagnostics.compare import comparison, diagnose_one, metric_label
 from trainfix.errors import UsageError
 
 
@@ -27,12 +28,14 @@ def compare_command(
     run_a: Annotated[Path, typer.Argument(help="The run before the fix.")],
     run_b: Annotated[Path, typer.Argument(help="The run after the fix.")],
     format: Annotated[str, typer.Option("--format", help="rich | json")] = "rich",
+    metric: MetricOpt = None,
 ) -> None:
-    """Compare two runs: findings resolved / remaining / new, and key metrics side by side."""
+    """Compare two runs: findings resolved / remaining / new / not evaluated, and key metrics side by side."""
     if format not in ("rich", "json"):
         raise UsageError(f"unknown format '{format}'", "use --format rich or --format json")
-    a = diagnose_one(run_a, expected_model)
-    b = diagnose_one(run_b, expected_model)
+    overrides = parse_metrics(metric or [])
+    a = diagnose_one(run_a, expected_model, overrides)
+    b = diagnose_one(run_b, expected_model, overrides)
     data = comparison(a, b)
     if format == "json":
         sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
@@ -64,7 +67,11 @@ def render(data: dict[str, Any]) -> None:
     for status, style, key in (("resolved", "green", "resolved"), ("remaining", "yellow", "remaining"), ("new", "red", "new")):
         for f in data[key]:
             t.add_row(f"[{style}]{status}[/]", f["severity"], f["detector"], escape(f["message"]))
-    if data["resolved"] or data["remaining"] or data["new"]:
+    for f in data.get("not_evaluated", []):
+        why = f"not evaluated {'after' if f['side'] == 'after' else 'before'}: {f['reason']}"
+        t.add_row("[dim]not evaluated[/]", f["severity"], f["detector"],
+                  escape(f["message"]) + f"\n[dim]{escape(why)}[/]")
+    if data["resolved"] or data["remaining"] or data["new"] or data.get("not_evaluated"):
         con.print(t)
     else:
         con.print("findings: none in either run")
@@ -75,9 +82,11 @@ def render(data: dict[str, Any]) -> None:
     m.add_column("")
     for row in data["metrics"]:
         style = {"better": "green", "worse": "red"}.get(row["verdict"], "dim")
-        m.add_row(escape(row["metric"]), fmt(row["a"]), fmt(row["b"]), f"[{style}]{row['verdict']}[/]")
+        m.add_row(escape(metric_label(row)), fmt(row["a"]), fmt(row["b"]), f"[{style}]{row['verdict']}[/]")
     con.print(m)
-    con.print(f"{len(data['resolved'])} resolved, {len(data['remaining'])} remaining, {len(data['new'])} new")
+    ne = len(data.get("not_evaluated", []))
+    con.print(f"{len(data['resolved'])} resolved, {len(data['remaining'])} remaining, {len(data['new'])} new"
+              + (f", {ne} not evaluated" if ne else ""))
 
 
 def _json_default(o: Any) -> Any:

@@ -92,3 +92,55 @@ def test_a_metric_still_climbing_is_not_called_unstable(tmp_path):
     rising = [0.5 + 0.02 * i for i in range(20)]
     m = run_metrics(read_run(write_run(tmp_path / "r", rising, lambda s: 1.0)))
     assert m["val std"] < 1e-6 and m["largest val drop"] == 0.0
+
+
+def test_a_check_that_could_not_run_after_is_not_evaluated_not_resolved(runs, tmp_path):
+    a, _ = runs
+    # the after-run logs only a validation accuracy: oscillation can still be judged, the loss
+    # plateau cannot (no training loss)
+    short = tmp_path / "short"
+    short.mkdir()
+    (short / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": i, "epoch": i, "val/acc": 0.5 + 0.01 * i}) + "\n" for i in range(30)))
+    data = json.loads(CliRunner().invoke(app, ["compare", str(a), str(short), "--format", "json"]).stdout)
+    before = {f["detector"] for f in json.loads(CliRunner().invoke(
+        app, ["diagnose", str(a), "--format", "json"]).stdout)["runs"][0]["findings"]}
+    assert {"loss-plateau", "accuracy-oscillation"} <= before
+    assert [f["detector"] for f in data["resolved"]] == ["accuracy-oscillation"]
+    ne = {f["detector"]: f for f in data["not_evaluated"]}
+    assert ne["loss-plateau"]["side"] == "after" and ne["loss-plateau"]["reason"]
+    res = CliRunner().invoke(app, ["compare", str(a), str(short)])
+    assert "not evaluated" in res.stdout
+
+
+def test_different_tags_never_share_a_row_and_metric_overrides_apply(tmp_path):
+    a = write_run(tmp_path / "a", [0.5 + 0.01 * i for i in range(12)], lambda s: 1.0)
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "metrics.jsonl").write_text("".join(json.dumps(
+        {"step": i, "epoch": i, "eval/loss": 0.4, "eval/acc": 0.6 + 0.01 * i, "Loss/total": 1.0}) + "\n"
+        for i in range(12)))
+    data = json.loads(CliRunner().invoke(app, ["compare", str(a), str(b), "--format", "json"]).stdout)
+    loss_rows = [r for r in data["metrics"] if r["metric"] == "final val loss"]
+    assert [(r["tag"], r["a"] is None, r["b"] is None) for r in loss_rows] == [("val/loss", False, True),
+                                                                              ("eval/loss", True, False)]
+    assert all(r["verdict"] == "" for r in loss_rows)
+    res = CliRunner().invoke(app, ["compare", str(b), str(b), "--format", "json", "--metric", "val_loss=Loss/total"])
+    assert res.exit_code == 0, res.output
+    rows = [r for r in json.loads(res.stdout)["metrics"] if r["metric"] == "final val loss"]
+    assert [(r["tag"], r["a"]) for r in rows] == [("Loss/total", 1.0)]
+    res = CliRunner().invoke(app, ["compare", str(a), str(b), "--metric", "nonsense=x"])
+    assert res.exit_code == 2 and "unknown role" in res.stderr
+
+
+def test_multi_task_accuracies_are_tasks_not_classes(tmp_path):
+    p = tmp_path / "mt"
+    p.mkdir()
+    rows = []
+    for i in range(10):
+        rows.append({"step": i, "epoch": i, "val/acc/cls": 0.5 + 0.03 * i, "val/acc/seg": 0.3 + 0.02 * i,
+                     "uw/weight/cls": 1.0, "uw/weight/seg": 0.9})
+    (p / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    m = run_metrics(read_run(p))
+    assert "per-task acc spread" in m and "worst task acc" in m
+    assert not any("class" in k for k in m)
