@@ -4,10 +4,10 @@ What it changes
 ---------------
 ``optimizer.lr`` multiplied by 0.3, or by more when the lr is further above the typical range: down
 to the finding's ``expected_lr`` or the top of its ``typical_range``, else (a finding without lr
-evidence, such as ``loss-divergence``) to the top of the optimizer family's range that
-``lr-miscaled`` judges by (Adam-family 1e-4..3e-3, SGD 1e-2..0.5; the config's optimizer name,
-AdamW for Hugging Face TrainingArguments, else the wider of the two).  So an lr of 0.5 with AdamW
-becomes 0.003, not 0.15.  In a foreign config every lr key found
+evidence, such as ``loss-divergence``) to the top of the typical range for the optimizer family
+and regime (``knobs.LR_RANGES``: from scratch Adam-family 1e-4..3e-3, SGD 1e-2..0.5; the config's
+optimizer name, AdamW for Hugging Face TrainingArguments, else the wider of the two).  So an lr
+of 0.5 with AdamW from scratch becomes 0.003, not 0.15.  In a foreign config every lr key found
 (``lr``, ``learning_rate``, ``base_lr``, ``max_lr``, a recorded ``scaled_lr``) is scaled the same
 way.  The patch is relative: applied once per config (the provenance says so), never compounded.
 
@@ -42,15 +42,15 @@ MIN_FACTOR = 1e-3  # at most a 1000x cut in one fix
 
 
 def typical_top(config: dict) -> float:
-    """The top of the typical peak-lr range for the config's optimizer family (the ranges
-    ``lr-miscaled`` judges by); Hugging Face TrainingArguments default to AdamW."""
-    from trainfix.diagnostics.detectors.lr_miscaled import LrMiscaled, optimizer_family, optimizer_name
-    name = optimizer_name(config or {})
+    """The top of the typical peak-lr range (:data:`trainfix.diagnostics.knobs.LR_RANGES`) for the
+    config's optimizer family and regime; Hugging Face TrainingArguments default to AdamW."""
+    from trainfix.diagnostics import knobs
+
+    name = knobs.optimizer_name(config or {})
     if name is None and {"per_device_train_batch_size", "learning_rate"} <= set(map(str, config or {})):
         name = "adamw"
-    family = optimizer_family(name)
-    params = LrMiscaled.Params()
-    return float(params.adam_range[1] if family == "adam" else params.sgd_range[1])
+    regime, _ = knobs.training_regime(config or {})
+    return float(knobs.lr_range(knobs.optimizer_family(name), regime)[1])
 
 
 class LowerLr(Recipe):
