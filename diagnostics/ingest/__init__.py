@@ -103,6 +103,14 @@ def _read_one(path: Path, fmt: str, root: Path) -> tuple[list, dict]:
         from trainfix.diagnostics.ingest.text import read_text
 
         return [read_text(path, source)], {}
+    if fmt == "history":
+        from trainfix.diagnostics.ingest.history import read_history
+
+        return [read_history(path, source)], {}
+    if fmt == "table":
+        from trainfix.diagnostics.ingest.whitespace import read_table
+
+        return [read_table(path, source)], {}
     if fmt == "mlflow":
         from trainfix.diagnostics.ingest.mlflow import read_metric
 

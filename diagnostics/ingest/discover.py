@@ -27,7 +27,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LOG_FORMATS = ("tensorboard", "csv", "jsonl", "trainer_state", "text", "mlflow")
+from trainfix.diagnostics.ingest.history import looks_like_history
+from trainfix.diagnostics.ingest.whitespace import looks_like_table
+
+LOG_FORMATS = ("tensorboard", "csv", "jsonl", "trainer_state", "text", "mlflow", "table", "history")
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -57,6 +60,8 @@ PATTERNS_LOOKED_FOR = (
     "*.jsonl, metrics.json, *.log.json, JSON-lines log.txt",
     "trainer_state.json (Hugging Face)",
     "*.log/*.txt/*.out stdout text with metric lines",
+    "results.txt (YOLO) and whitespace/tab tables",
+    "*history*.json (per-epoch lists, Keras History)",
     "mlruns/<exp>/<run>/metrics/<name> (MLflow)",
 )
 RUN_MARKERS = {"config.yaml", "config.yml", "hparams.yaml", "args.json", "config.json", "trainer_state.json",
@@ -132,7 +137,7 @@ def classify(path: Path) -> str | None:
     if low.endswith(".jsonl") or low.endswith(".log.json") or low == "metrics.json":
         return "jsonl"
     if low.endswith(".json"):
-        return "config"
+        return "history" if looks_like_history(path) else "config"
     if low.endswith((".yaml", ".yml")):
         if low == "meta.yaml" and (path.parent / "metrics").is_dir():
             return None  # MLflow bookkeeping
@@ -144,6 +149,8 @@ def classify(path: Path) -> str | None:
             return "jsonl"
         if _looks_csv(head):
             return "csv"
+        if looks_like_table(head):
+            return "table"
         return "text"
     return None
 

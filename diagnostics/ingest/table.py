@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 # Lower = preferred when two streams carry the same tag with as many points.
-FORMAT_PRIORITY = {"jsonl": 0, "trainer_state": 1, "csv": 2, "mlflow": 3, "tensorboard": 4, "text": 5}
+FORMAT_PRIORITY = {"jsonl": 0, "trainer_state": 1, "csv": 2, "history": 2, "mlflow": 3, "tensorboard": 4,
+                   "table": 5, "text": 6}
 
 
 @dataclass
