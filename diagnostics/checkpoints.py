@@ -115,7 +115,12 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     ``torch.load(weights_only=True, map_location="cpu", mmap=True)``; legacy (pre-1.6) torch files ->
     the same without mmap.  Raises :class:`CheckpointError` for a missing, corrupt or hostile file.
     """
+    from trainfix.diagnostics.ingest.safe_read import file_problem
+
     path = Path(path)
+    problem = file_problem(path) if path.exists() or path.is_symlink() else None
+    if problem:  # a FIFO or a device would block torch.load forever
+        raise CheckpointError(f"{path.name}: {problem}", "give a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}", "check the path")
     if _is_safetensors(path):
@@ -157,8 +162,10 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     for cand in (path.with_suffix(".json"), path.with_name(path.name + ".json")):
         if cand.is_file() and cand != path:
             try:
-                data = json.loads(cand.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                from trainfix.diagnostics.ingest.safe_read import read_bytes
+
+                data = json.loads(read_bytes(cand, 1 << 20).decode("utf-8", "replace"))
+            except Exception:  # not JSON, too large, too deep: no meta
                 continue
             if isinstance(data, dict):
                 return data

@@ -9,6 +9,9 @@ The JSON document is the stable interface CI and tools parse::
                              "fixes", "confidence"}],
                "skipped": [{"detector", "reason"}]}]}
 
+``inputs`` also holds ``skipped: [{"path", "reason"}]`` when some input file was not read (a FIFO, a
+file over its budget, a file its reader failed on): the run was diagnosed from the rest.
+
 Internal errors (a detector that crashed) are findings of severity ``error`` whose message starts
 with ``internal error:``.  Findings are ordered by severity (errors first), then by the detector
 table's order.  A RunReport keeps a reference to its :class:`~trainfix.diagnostics.run.Run` so that
@@ -72,7 +75,11 @@ class RunReport:
             out["points"] = int(len(run.scalars)) if run is not None else 0
         if "checkpoints" not in out:
             out["checkpoints"] = [str(c.path) for c in run.checkpoints] if run is not None else []
-        return {k: _plain(out[k]) for k in INPUT_KEYS}
+        summary = {k: _plain(out[k]) for k in INPUT_KEYS}
+        if self.inputs.get("skipped"):  # files not read and why (a FIFO, a budget, a reader's failure)
+            summary["skipped"] = [{"path": str(s.get("path")), "reason": str(s.get("reason"))}
+                                  for s in self.inputs["skipped"]]
+        return summary
 
     def to_dict(self) -> dict[str, Any]:
         return {

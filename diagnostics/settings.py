@@ -13,6 +13,9 @@ or after the first directory holding ``.git`` (the repository root).  Keys::
     val_acc = "Metrics/Val Accuracy"
     [tool.trainfix.detectors.loss-plateau] # detector parameter overrides
     patience = 20
+    [tool.trainfix.ingest]                 # what reading one file may cost (see ingest.safe_read)
+    max_file_mb = 2048
+    max_file_seconds = 60
 
 Unknown top-level keys are a :class:`~trainfix.errors.UsageError` with a did-you-mean; detector
 parameter names are validated by the engine, not here.
@@ -28,7 +31,9 @@ from typing import Any
 
 from trainfix.errors import UsageError
 
-KEYS = ("metrics", "detectors", "select", "ignore", "fail_on")
+KEYS = ("metrics", "detectors", "select", "ignore", "fail_on", "ingest")
+INGEST_KEYS = ("max_file_mb", "max_file_seconds")
+MAX_SETTINGS_BYTES = 1 << 20
 SEVERITIES = ("info", "warning", "error", "never")
 
 
@@ -39,14 +44,23 @@ class Settings:
     select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     fail_on: str | None = None
+    ingest: dict[str, float] = field(default_factory=dict)  # max_file_mb, max_file_seconds
     source: Path | None = None  # the file the settings came from, None for defaults
+
+
+def _read(path: Path) -> str:
+    from trainfix.diagnostics.ingest.safe_read import read_bytes
+
+    return read_bytes(path, MAX_SETTINGS_BYTES).decode("utf-8", "replace")  # regular files only, bounded
 
 
 def _table(path: Path) -> dict | None:
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8", "replace"))
+        data = tomllib.loads(_read(path))
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}", "fix the file or remove it") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not valid TOML: nested too deeply", "fix the file or remove it") from None
     except OSError:
         return None
     tool = data.get("tool", {})
@@ -79,6 +93,11 @@ def _parse(raw: dict, path: Path) -> Settings:
     if not isinstance(detectors, dict) or not all(isinstance(v, dict) for v in detectors.values()):
         raise UsageError(f"{path}: [tool.trainfix.detectors.NAME] tables hold parameter overrides",
                          "e.g. [tool.trainfix.detectors.loss-plateau] then patience = 20")
+    ingest = raw.get("ingest", {})
+    if not isinstance(ingest, dict) or any(k not in INGEST_KEYS for k in ingest) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in ingest.values()):
+        raise UsageError(f"{path}: [tool.trainfix.ingest] takes positive numbers for {', '.join(INGEST_KEYS)}",
+                         "e.g. [tool.trainfix.ingest] then max_file_mb = 4096")
     fail_on = raw.get("fail_on")
     if fail_on is not None and (not isinstance(fail_on, str) or fail_on.lower() not in SEVERITIES):
         raise UsageError(f"{path}: fail_on = {fail_on!r} is not a severity", f"use one of {', '.join(SEVERITIES)}")
@@ -88,6 +107,7 @@ def _parse(raw: dict, path: Path) -> Settings:
         select=str_list("select"),
         ignore=str_list("ignore"),
         fail_on=fail_on.lower() if isinstance(fail_on, str) else None,
+        ingest={k: float(v) for k, v in ingest.items()},
         source=path,
     )
 
@@ -120,7 +140,7 @@ def load_settings_file(path: str | Path) -> Settings:
     raw = _table(path)
     if raw is None:
         try:
-            data = tomllib.loads(path.read_bytes().decode("utf-8", "replace"))
+            data = tomllib.loads(_read(path))
         except tomllib.TOMLDecodeError as exc:  # pragma: no cover - _table raised already
             raise UsageError(f"{path}: not valid TOML: {exc}", "fix the file") from None
         if path.name == "pyproject.toml":

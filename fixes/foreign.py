@@ -142,16 +142,20 @@ def load_document(path: str | os.PathLike) -> ConfigDocument:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"no config file at {p}", "give a run directory, a .yaml/.json config or a checkpoint")
+    from trainfix.diagnostics.ingest.configs import MAX_CONFIG_BYTES
+    from trainfix.diagnostics.ingest.safe_read import check_tree, describe_failure, read_bytes
+
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_bytes(p, MAX_CONFIG_BYTES).decode("utf-8")  # regular files only, bounded
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {p}: {exc}", "check the file's permissions and encoding") from None
+        raise InputError(f"cannot read {p}: {describe_failure(exc)}", "check the file's permissions and encoding") from None
     fmt = "json" if p.suffix.lower() == ".json" else "yaml"
     if fmt == "json":
         try:
             tree = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{p} is not valid JSON: {exc}", "fix the file or pass another config") from None
+        except (ValueError, RecursionError) as exc:  # not JSON, a 5,000-digit number, 100,000 levels deep
+            raise InputError(f"{p} is not valid JSON: {describe_failure(exc) if not isinstance(exc, json.JSONDecodeError) else exc}",
+                             "fix the file or pass another config") from None
         doc = ConfigDocument(p, fmt, detect_flavor(tree, p, fmt), tree, text, json_indent=_json_indent(text))
         doc.provenance = _read_sidecar(p)
     else:
@@ -159,7 +163,8 @@ def load_document(path: str | os.PathLike) -> ConfigDocument:
         try:
             tree = _yaml(indent).load(text)
         except Exception as exc:  # ruamel raises several unrelated error types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = describe_failure(exc) if isinstance(exc, RecursionError) else (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             raise InputError(f"{p} is not valid YAML: {first}", "fix the file or pass another config") from None
         if tree is None:
             tree = {}
@@ -171,6 +176,10 @@ def load_document(path: str | os.PathLike) -> ConfigDocument:
     if not isinstance(doc.tree, dict):
         raise InputError(f"{p} holds a {type(doc.tree).__name__}, not a mapping of settings",
                          "a config must be a YAML/JSON mapping at its top level")
+    try:
+        check_tree(doc.tree)  # a YAML alias bomb is small on disk and endless to walk, diff or write
+    except ValueError as exc:
+        raise InputError(f"{p} cannot be edited: {exc}", "pass a config without repeated aliases") from None
     return doc
 
 
@@ -341,8 +350,10 @@ def _read_sidecar(path: Path) -> list[dict[str, Any]]:
     if not side.is_file():
         return []
     try:
-        data = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        from trainfix.diagnostics.ingest.safe_read import read_bytes
+
+        data = json.loads(read_bytes(side, 1 << 20).decode("utf-8", "replace"))
+    except (OSError, ValueError, RecursionError):
         return []
     return [e for e in data.get("applied_fixes", []) if isinstance(e, dict)] if isinstance(data, dict) else []
 

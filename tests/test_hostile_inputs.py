@@ -135,3 +135,203 @@ def test_fix_planning_never_imports_a_component(hostile_run):
     assert component_accepts(cfg, "data", "n") is None  # unknown without importing: no guess
     validate_trainfix(cfg, "lower-lr")  # the schema check of a patched config imports nothing
     assert _fired(trap_dir) == []
+
+
+# --- only regular files are read; nothing hangs --------------------------------------------------
+
+
+def test_fifos_and_device_links_are_skipped_with_the_reason_and_nothing_hangs(tmp_path):
+    import os
+    import subprocess
+
+    run = tmp_path / "run"
+    (run / "tb").mkdir(parents=True)
+    (run / "logs").mkdir()
+    _metrics(run)  # the one real log
+    for name in ("train.log", "config.yaml", "tb/events.out.tfevents.1.host", "last.pt", "trainfix.toml"):
+        os.mkfifo(run / name)
+    for name in ("logs/metrics.jsonl", "logs/stdout.txt", "hparams.yaml", "dataset.json", "best.pt"):
+        (run / name).symlink_to("/dev/zero")
+    for args in (["diagnose", str(run), "--format", "json"], ["metrics", str(run), "--format", "json"],
+                 ["inspect", str(run / "last.pt"), "--format", "json"], ["apply", str(run / "hparams.yaml"), "--fix", "lower-lr"]):
+        proc = subprocess.run([sys.executable, "-m", "trainfix", *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+        assert proc.returncode in (0, 1, 2), proc.stderr
+        assert "internal error" not in proc.stdout + proc.stderr
+        if args[0] in ("inspect", "apply"):
+            assert proc.returncode == 2 and len((proc.stdout + proc.stderr).strip().splitlines()) <= 3, proc.stderr
+            continue
+        doc = json.loads(proc.stdout)
+        inputs = doc["runs"][0]["inputs"] if "runs" in doc else doc["inputs"] if "inputs" in doc else doc[0]["inputs"]
+        reasons = {s["path"]: s["reason"] for s in inputs["skipped"]}
+        assert any("FIFO" in r for p, r in reasons.items() if p.endswith("train.log")), reasons
+        assert any("character device" in r and "/dev/zero" in r for p, r in reasons.items() if p.endswith("metrics.jsonl"))
+        assert "train/loss" in inputs["tags"]
+
+
+def test_a_file_over_the_size_budget_is_skipped_and_the_rest_is_read(tmp_path, monkeypatch):
+    from trainfix.diagnostics.ingest import read_run
+
+    _metrics(tmp_path)
+    (tmp_path / "train.log").write_text("".join(f"epoch {e} loss: {1 / e:.3f}\n" for e in range(1, 20000)))
+    monkeypatch.setenv("TRAINFIX_MAX_FILE_MB", "0.1")  # metrics.jsonl is ~4 KB, train.log ~300 KB
+    run = read_run(tmp_path)
+    (skip,) = run.inputs["skipped"]
+    assert skip["path"] == "train.log" and "per-file budget" in skip["reason"] and "TRAINFIX_MAX_FILE_MB" in skip["reason"]
+    assert "train/loss" in run.tags
+
+
+def test_the_size_and_time_budgets_come_from_the_settings(tmp_path):
+    from trainfix.diagnostics.ingest import ingest_budget
+    from trainfix.diagnostics.settings import load_settings
+
+    (tmp_path / "trainfix.toml").write_text("[ingest]\nmax_file_mb = 3\nmax_file_seconds = 7.5\n")
+    b = ingest_budget(load_settings(tmp_path))
+    assert (b.max_bytes, b.max_seconds) == (3 << 20, 7.5)
+
+
+def test_a_spent_time_budget_stops_the_read_with_the_reason(tmp_path):
+    from trainfix.diagnostics.ingest import safe_read
+
+    p = tmp_path / "train.log"
+    p.write_bytes(b"loss: 1\n" * 50_000)
+    with safe_read.budget(safe_read.Budget(max_seconds=0.0)), safe_read.deadline():
+        with pytest.raises(safe_read.BudgetExceeded, match="s budget"):
+            with safe_read.open_input(p) as fh:
+                for _ in fh:
+                    pass
+
+
+def test_a_progress_bar_log_with_only_carriage_returns_streams_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    from trainfix.diagnostics.ingest.text import read_text
+
+    p = tmp_path / "train.log"
+    bar = "Epoch 1/1:  45%|#########           | 450/1000 [00:10<00:12, 44.2it/s]"
+    p.write_text("".join(f"{bar} step {i} loss: {1 / (i + 1):.4f}\r" if i % 100 == 0 else bar + "\r"
+                         for i in range(25_000)))  # ~1.9 MB, not one \n; 250 redraws carry a loss
+    tracemalloc.start()
+    table = read_text(p, "train.log")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(table) == 250
+    assert peak < 1 << 20  # the 1.9 MB "line" is never held whole, nor decoded whole
+
+
+# --- one bad file never sinks a run --------------------------------------------------------------
+
+
+def _event_file(path: Path, records: list[bytes]) -> None:
+    """TFRecord framing; payload CRCs only for small records (the reader checks them only when
+    asked, and the pure-numpy CRC of a 1 MB payload is slow)."""
+    import struct
+
+    from trainfix.diagnostics.ingest.tensorboard import masked_crc32c
+
+    out = b""
+    for payload in records:
+        head = struct.pack("<Q", len(payload))
+        foot = masked_crc32c(payload) if len(payload) < 4096 else 0
+        out += head + struct.pack("<I", masked_crc32c(head)) + payload + struct.pack("<I", foot)
+    path.write_bytes(out)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+
+
+def _field(num: int, wt: int, payload: bytes) -> bytes:
+    return _varint(num << 3 | wt) + (_varint(len(payload)) + payload if wt == 2 else payload)
+
+
+def _scalar_event(step_varint: bytes, tag: str, value: float) -> bytes:
+    import struct
+
+    val = _field(1, 2, tag.encode()) + _field(2, 5, struct.pack("<f", value))
+    return _field(1, 1, struct.pack("<d", 1.0)) + _field(2, 0, step_varint) + _field(5, 2, _field(1, 2, val))
+
+
+def test_a_tensorboard_step_above_2_63_is_read_as_protobuf_reads_it(tmp_path):
+    from trainfix.diagnostics.ingest import read_run
+
+    _metrics(tmp_path)
+    _event_file(tmp_path / "events.out.tfevents.1.host",
+                [_scalar_event(_varint(s), "tb/loss", 1.0 / s) for s in range(1, 6)]
+                + [_scalar_event(_varint(2**69 + 7), "tb/loss", 9.0)])  # a 10-byte varint past 2**64
+    run = read_run(tmp_path)
+    assert run.inputs["skipped"] == []
+    assert sorted(run.series("tb/loss").steps.tolist()) == [1, 2, 3, 4, 5, 7]  # truncated to 64 bits
+
+
+def test_a_tensor_shape_with_many_huge_dims_is_read_in_linear_time(tmp_path):
+    import struct
+
+    from trainfix.diagnostics.ingest.tensorboard import read_events
+
+    dims = b"".join(_field(1, 2, _field(1, 0, _varint(2**62 + 1))) for _ in range(100_000))  # 1.2 MB
+    tensor = _field(1, 0, _varint(1)) + _field(2, 2, dims) + _field(5, 2, struct.pack("<f", 1.0))
+    val = _field(1, 2, b"big") + _field(8, 2, tensor)
+    huge = _field(1, 1, struct.pack("<d", 1.0)) + _field(2, 0, _varint(3)) + _field(5, 2, _field(1, 2, val))
+    path = tmp_path / "events.out.tfevents.2.host"
+    _event_file(path, [_scalar_event(_varint(1), "loss", 0.5), huge])
+    ev = read_events(path)  # a product of the dims took minutes; any dim != 1 now decides at once
+    assert ev.tags == ["loss"] and len(ev.steps) == 1
+
+
+@pytest.mark.parametrize("name,content,reason", [
+    ("config.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("args.json", '{"seed": ' + "7" * 5000 + "}", "too many digits"),
+    ("hparams.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")), "alias bomb"),
+    ("opt.yaml", "- a\n- b\n", "not a mapping"),
+])
+def test_a_config_that_cannot_be_read_is_skipped_with_a_clear_reason(tmp_path, name, content, reason):
+    from trainfix.diagnostics.ingest import read_run
+
+    _metrics(tmp_path)
+    (tmp_path / name).write_text(content)
+    run = read_run(tmp_path)
+    (skip,) = run.inputs["skipped"]
+    assert skip["path"] == name and reason in skip["reason"], skip
+    assert "train/loss" in run.tags
+
+
+@pytest.mark.parametrize("exc", [RecursionError("maximum recursion depth exceeded"), OverflowError("int too big"),
+                                 MemoryError(), ZeroDivisionError("a reader bug")])
+def test_whatever_a_reader_raises_skips_only_that_file(tmp_path, monkeypatch, exc):
+    from trainfix.diagnostics.ingest import read_run, text
+
+    _metrics(tmp_path)
+    (tmp_path / "train.log").write_text("epoch 1 loss: 0.5\n")
+
+    def broken(path, source):
+        raise exc
+
+    monkeypatch.setattr(text, "read_text", broken)
+    run = read_run(tmp_path)
+    (skip,) = run.inputs["skipped"]
+    assert skip["path"] == "train.log" and skip["reason"].startswith("text not read: ")
+    assert "train/loss" in run.tags
+    result = CliRunner().invoke(app, ["diagnose", str(tmp_path), "--format", "json"])
+    assert json.loads(result.stdout)["runs"][0]["inputs"]["skipped"] == [skip]
+    shown = CliRunner().invoke(app, ["metrics", str(tmp_path)])
+    assert "train.log" in shown.output and "text not read" in shown.output
+
+
+@pytest.mark.parametrize("name,content", [
+    ("config.json", "[" * 100_000 + "]" * 100_000),
+    ("config.json", '{"lr": ' + "1" * 5000 + "}"),
+    ("hparams.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))),
+])
+def test_apply_on_a_hostile_config_is_one_line_and_exit_2(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    result = CliRunner().invoke(app, ["apply", str(tmp_path / name), "--fix", "lower-lr", "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert "internal error" not in result.output and result.output.startswith("error: ")

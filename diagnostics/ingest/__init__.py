@@ -6,6 +6,11 @@
 (``configs``), lists checkpoints without loading them, and resolves metric roles (``roles``).
 Inputs are never modified.  Nothing here imports torch.
 
+Hostile inputs: every file is opened through :mod:`~trainfix.diagnostics.ingest.safe_read` (regular
+files only, a size and time budget each, bounded lines), and every reader and config loader runs
+isolated (:func:`read_isolated`): whatever it raises skips that one file with its reason in
+``inputs["skipped"]``, and the run is read from the rest.
+
 TensorBoard tags: event files in different folders of one run that log the *same* tag (Keras
 writes ``train/`` and ``validation/`` folders, both with ``epoch_loss``) get the folder as a prefix
 (``validation/epoch_loss``); other tags keep their names.
@@ -17,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainfix.diagnostics.ingest import safe_read
 from trainfix.diagnostics.ingest.discover import PATTERNS_LOOKED_FOR, find_runs, scan
 from trainfix.diagnostics.run import CheckpointRef, Run
 from trainfix.errors import InputError
@@ -42,13 +48,23 @@ def _read_dataset_summary(root: Path) -> dict | None:
     import json
 
     path = root / "dataset.json"
-    if not path.is_file() or path.stat().st_size > 1_000_000:
+    if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, ValueError):
+        data = json.loads(safe_read.read_bytes(path, 1_000_000).decode("utf-8", "replace"))
+    except Exception:  # too large, not JSON, too deep, huge numbers: simply absent
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_isolated(fmt: str, path: Path, root: Path, read: Any) -> tuple[Any, dict | None]:
+    """``read()`` for one file under its time budget: (what it returned, None), or (None, the
+    skipped entry ``{path, reason}``) when it raised anything at all (one bad file never sinks a run)."""
+    with safe_read.deadline():
+        try:
+            return read(), None
+        except Exception as exc:  # RecursionError, OverflowError, MemoryError, a reader's own bug ...
+            return None, {"path": _rel(path, root), "reason": f"{fmt} not read: {safe_read.describe_failure(exc)}"}
 
 
 def _read_tensorboard(files: list[Path], root: Path, verify_payload_crc: bool = False):
@@ -58,10 +74,10 @@ def _read_tensorboard(files: list[Path], root: Path, verify_payload_crc: bool = 
     tables = []
     skipped = []
     for path in sorted(files, key=lambda p: (p.parent.as_posix(), p.name)):
-        try:
-            ev = read_events(path, verify_payload_crc=verify_payload_crc)
-        except OSError as exc:
-            skipped.append({"path": _rel(path, root), "reason": f"tensorboard not read: {exc.strerror or exc}"})
+        ev, skip = read_isolated("tensorboard", path, root,
+                                 lambda: read_events(path, verify_payload_crc=verify_payload_crc))
+        if skip is not None:
+            skipped.append(skip)
             continue
         stream = _rel(path.parent, root) if path.parent != root else "."
         tables.append(
@@ -131,14 +147,33 @@ def read_run(
     :class:`~trainfix.errors.UsageError` for a ``metric_overrides`` entry naming an unknown role or
     tag.  Unreadable or empty files do not stop the read: they are listed in ``inputs["skipped"]``.
     """
-    from trainfix.diagnostics.ingest.configs import deep_merge, merge_configs
-    from trainfix.diagnostics.ingest.table import assemble
-    from trainfix.diagnostics.roles import resolve_roles
     from trainfix.diagnostics.settings import load_settings
 
     p = Path(path).expanduser()
     if not p.exists():
         raise InputError(f"{p} does not exist", "pass a run directory or one log file")
+    if settings is None:
+        settings = load_settings(p if p.is_dir() else p.parent)
+    with safe_read.budget(ingest_budget(settings)):
+        return _read_run(p, metric_overrides, settings)
+
+
+def ingest_budget(settings: Any) -> safe_read.Budget:
+    """The per-file budget: defaults, then ``[tool.trainfix.ingest]``, then the environment."""
+    base = safe_read.Budget()
+    ingest = getattr(settings, "ingest", None) or {}
+    if ingest.get("max_file_mb") is not None:
+        base = safe_read.replace(base, max_bytes=int(float(ingest["max_file_mb"]) * safe_read.MIB))
+    if ingest.get("max_file_seconds") is not None:
+        base = safe_read.replace(base, max_seconds=float(ingest["max_file_seconds"]))
+    return safe_read.Budget.from_env(base)
+
+
+def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any) -> Run:
+    from trainfix.diagnostics.ingest.configs import deep_merge, merge_configs
+    from trainfix.diagnostics.ingest.table import assemble
+    from trainfix.diagnostics.roles import resolve_roles
+
     if p.is_dir() and not any(p.iterdir()):
         raise InputError(f"{p} is an empty directory", "point trainfix at the directory your training run wrote")
     root = p if p.is_dir() else p.parent
@@ -165,11 +200,11 @@ def read_run(
     for f, fmt in found.logs:
         if fmt == "tensorboard":
             continue
-        try:
-            got, cfg = _read_one(f, fmt, root)
-        except Exception as exc:  # one bad file must not stop the others; say why it was skipped
-            skipped.append({"path": _rel(f, root), "reason": f"{fmt} not read: {type(exc).__name__}: {exc}"})
+        result, skip = read_isolated(fmt, f, root, lambda: _read_one(f, fmt, root))
+        if skip is not None:  # one bad file must not stop the others; say why it was skipped
+            skipped.append(skip)
             continue
+        got, cfg = result
         tables.extend(got)
         extra_config = deep_merge(extra_config, cfg)
         if fmt == "mlflow":
@@ -221,8 +256,6 @@ def read_run(
             if params:
                 config = deep_merge({"params": params}, config)
 
-    if settings is None:
-        settings = load_settings(root)
     counts_series = scalars["tag"].value_counts(sort=False)
     counts = {str(k): int(v) for k, v in counts_series.items()}
     tags = sorted(counts)

@@ -68,11 +68,13 @@ def _yaml_load(text: str) -> Any:
 
 
 def load_config_file(path: Path) -> dict:
-    """One config file as a dict; raises ValueError with a reason otherwise."""
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ValueError(f"too large for a config ({size} bytes)")
-    text = path.read_bytes().decode("utf-8", "replace")
+    """One config file as a dict; raises ValueError (or OSError) with a reason otherwise.
+
+    Regular files of at most ``MAX_CONFIG_BYTES`` only; the parsed tree is bounded in size and depth
+    (a YAML alias bomb is small on disk and enormous once walked)."""
+    from trainfix.diagnostics.ingest.safe_read import check_tree, read_bytes
+
+    text = read_bytes(path, MAX_CONFIG_BYTES).decode("utf-8", "replace")
     if path.suffix.lower() == ".json":
         data = json.loads(text)
     else:
@@ -85,6 +87,7 @@ def load_config_file(path: Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"holds a {type(data).__name__}, not a mapping")
+    check_tree(data)
     return data
 
 
@@ -113,8 +116,10 @@ def merge_configs(root: Path, paths: list[Path]) -> tuple[dict, list[Path], list
             continue
         try:
             data = load_config_file(p)
-        except (OSError, ValueError) as exc:
-            skipped.append({"path": str(p), "reason": f"config not read: {exc}"})
+        except Exception as exc:  # too large, not a mapping, too deep, huge numbers, a loader's bug
+            from trainfix.diagnostics.ingest.safe_read import describe_failure
+
+            skipped.append({"path": str(p), "reason": f"config not read: {describe_failure(exc)}"})
             continue
         try:
             depth = len(p.relative_to(root).parts)

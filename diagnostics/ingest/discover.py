@@ -85,11 +85,9 @@ class Inputs:
 
 
 def _head(path: Path, n: int = SNIFF_BYTES) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(n)
-    except OSError:
-        return b""
+    from trainfix.diagnostics.ingest.safe_read import head
+
+    return head(path, n)  # b"" for FIFOs, devices and unreadable files: never blocks
 
 
 def _looks_jsonl(head: bytes) -> bool:
@@ -194,8 +192,10 @@ def is_apply_output(path: Path) -> bool:
 
 def scan(root: Path) -> Inputs:
     """Walk ``root`` (a directory or a single file) and classify what it holds."""
+    from trainfix.diagnostics.ingest.safe_read import file_problem
+
     inputs = Inputs(root=root)
-    if root.is_file():
+    if not root.is_dir():  # one file (or a FIFO/device named on the command line)
         files = [root]
     else:
         files = []
@@ -207,7 +207,11 @@ def scan(root: Path) -> Inputs:
         kind = classify(path)
         if kind is None and path == root:
             kind = _sniff_named_file(path)
-        if kind is None:
+        problem = file_problem(path) if kind is not None or path == root else None
+        if kind is None and not problem:
+            continue
+        if problem:  # FIFOs, sockets, devices, links to them: never opened
+            inputs.skipped.append({"path": str(path), "reason": problem})
             continue
         if not os.access(path, os.R_OK):
             inputs.skipped.append({"path": str(path), "reason": "not readable (permission denied)"})

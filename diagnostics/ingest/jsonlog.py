@@ -25,6 +25,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from trainfix.diagnostics.ingest.safe_read import open_input
 from trainfix.diagnostics.ingest.table import PointBuilder, Table
 
 STEP_KEYS = ("step", "global_step", "iteration", "iter", "_step", "trainer/global_step", "epoch")
@@ -87,7 +88,7 @@ def read_jsonl(path: Path, source: str) -> Table:
     mmdet = _MMDetSteps()
     fractional = False
     line_no = 0
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:  # regular files only, budgeted, bounded lines
         pending: bytes | None = None
         for raw in fh:
             if pending is not None:
@@ -153,7 +154,7 @@ def read_jsonl(path: Path, source: str) -> Table:
 def read_trainer_state(path: Path, source: str) -> tuple[Table, dict]:
     """Hugging Face ``trainer_state.json``: ``log_history`` entries (train and eval mixed) become
     points at their ``step``; the other top-level fields are returned as config."""
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         state = json.loads(fh.read().decode("utf-8", "replace"))
     if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
         raise ValueError("not a trainer_state.json (no log_history list)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from trainfix.diagnostics.ingest.safe_read import open_input, read_bytes
 from trainfix.diagnostics.ingest.table import PointBuilder, Table
 
 
@@ -26,7 +27,7 @@ def read_metric(path: Path, source: str) -> Table:
     tag = path.relative_to(metrics_dir(path)).as_posix()
     points = PointBuilder()
     corrupt = 0
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         for i, raw in enumerate(fh):
             parts = raw.decode("utf-8", "replace").split()
             if not parts:
@@ -52,7 +53,10 @@ def read_params(run_dir: Path) -> dict:
     for f in sorted(pdir.rglob("*")):
         if not f.is_file():
             continue
-        text = f.read_bytes().decode("utf-8", "replace").strip()
+        try:
+            text = read_bytes(f, 1 << 20).decode("utf-8", "replace").strip()
+        except OSError:  # a FIFO, a device, a huge file: not a parameter
+            continue
         value: object = text
         for cast in (int, float):
             try:

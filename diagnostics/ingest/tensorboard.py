@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainfix.diagnostics.ingest.safe_read import open_input
+
 BLOCK_BYTES = 1 << 20  # read size; records spanning a block edge are carried over
 _HEADER = 12  # uint64 length + uint32 masked crc
 _FOOTER = 4
@@ -449,7 +451,7 @@ def _varint(b: bytes, i: int) -> tuple[int, int]:
         i += 1
         result |= (c & 0x7F) << shift
         if c < 0x80:
-            return result, i
+            return result & 0xFFFFFFFFFFFFFFFF, i  # a 10th byte may carry bits past 2**64: protobuf drops them
         shift += 7
 
 
@@ -503,8 +505,8 @@ def _tensor_scalar(b: bytes) -> float | None:
             for dn, dwt, dv in _fields(v):
                 if dn == 1 and dwt == 2:
                     for sn, swt, sv in _fields(dv):
-                        if sn == 1 and swt == 0:
-                            elems *= _signed64(sv)
+                        if sn == 1 and swt == 0 and _signed64(sv) != 1:
+                            return None  # not one element: decided here, never by multiplying dims (quadratic)
         elif num == 4 and wt == 2:
             content = v
         elif num in (5, 6) and wt in (1, 2, 5):  # float_val / double_val (packed or not)
@@ -611,7 +613,7 @@ def read_events(path: str | Path, *, verify_payload_crc: bool = False, block_byt
     truncated = False
     carry = b""
     want = block_bytes
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:  # regular files only, within the size and time budget
         eof = False
         while not eof:
             chunk = fh.read(want)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from trainfix.diagnostics.ingest.safe_read import open_input
 from trainfix.diagnostics.ingest.table import PointBuilder, Table
 
 _NUM = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
@@ -54,7 +55,7 @@ def read_text(path: Path, source: str) -> Table:
     last_global: int | None = None
     batch_level = False
     count = 0
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:  # regular files only, budgeted, bounded lines (a \r-only log too)
         for raw in fh:
             for part in raw.split(b"\r"):
                 if len(part) < 3:
