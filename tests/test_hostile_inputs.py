@@ -148,7 +148,8 @@ def test_fifos_and_device_links_are_skipped_with_the_reason_and_nothing_hangs(tm
     (run / "tb").mkdir(parents=True)
     (run / "logs").mkdir()
     _metrics(run)  # the one real log
-    for name in ("train.log", "config.yaml", "tb/events.out.tfevents.1.host", "last.pt", "trainfix.toml"):
+    for name in ("train.log", "config.yaml", "tb/events.out.tfevents.1.host", "last.pt", "trainfix.toml", "history.json",
+                 "results.txt"):
         os.mkfifo(run / name)
     for name in ("logs/metrics.jsonl", "logs/stdout.txt", "hparams.yaml", "dataset.json", "best.pt"):
         (run / name).symlink_to("/dev/zero")

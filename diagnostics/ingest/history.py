@@ -21,6 +21,7 @@ import math
 import re
 from pathlib import Path
 
+from trainfix.diagnostics.ingest.safe_read import read_bytes
 from trainfix.diagnostics.ingest.table import PointBuilder, Table
 
 MAX_BYTES = 20_000_000
@@ -54,10 +55,8 @@ def looks_like_history(path: Path) -> bool:
     if "hist" not in path.name.lower():
         return False
     try:
-        if path.stat().st_size > MAX_BYTES:
-            return False
-        doc = json.loads(path.read_bytes().decode("utf-8", "replace"))
-    except (OSError, ValueError):
+        doc = json.loads(read_bytes(path, MAX_BYTES).decode("utf-8", "replace"))  # regular files only
+    except (OSError, ValueError, RecursionError):  # a sniff never fails: too large, a FIFO, not JSON
         return False
     data = _history_dict(doc)
     return bool(data) and any(_METRIC_NAME.search(k) for k in _series(data))
@@ -66,7 +65,7 @@ def looks_like_history(path: Path) -> bool:
 def read_history(path: Path, source: str) -> Table:
     if path.stat().st_size > MAX_BYTES:
         raise ValueError(f"larger than {MAX_BYTES // 1_000_000} MB")
-    data = _history_dict(json.loads(path.read_bytes().decode("utf-8", "replace")))
+    data = _history_dict(json.loads(read_bytes(path, MAX_BYTES).decode("utf-8", "replace")))
     if data is None:
         raise ValueError("not a JSON object")
     series = _series(data)

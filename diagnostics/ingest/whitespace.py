@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from trainfix.diagnostics.ingest.safe_read import open_input
 from trainfix.diagnostics.ingest.table import PointBuilder, Table
 
 YOLO_COLUMNS = (
@@ -88,7 +89,7 @@ def read_table(path: Path, source: str) -> Table:
     yolo = False
     bad = 0
     row_no = 0
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:  # regular files only, budgeted, bounded lines
         for raw in fh:
             fields = raw.decode("utf-8", "replace").split()
             if not fields:
