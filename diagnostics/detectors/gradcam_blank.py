@@ -18,7 +18,12 @@ MAGNITUDE = re.compile(r"energy|max|mean|norm|sum|std|var|cam|saliency|peak|inte
 #: statistics whose constancy alone means a frozen map (entropy of a fixed map)
 SHAPE = re.compile(r"entropy")
 #: statistics that may be constant by construction or belong to another detector
-EXCLUDED = re.compile(r"fraction|ratio|consisten|iou|agree|overlap|similar|corr|top_?k|count|size|temperature|select")
+EXCLUDED = re.compile(r"fraction|ratio|consisten|iou|agree|overlap|similar|corr|top_?k|count|size|temperature|select|"
+                      r"share|pointing|box|hoyer|gini|accuracy|loaded")
+#: share of the model's parameters the checkpoint filled when the maps were drawn (trainfix attention)
+LOADED = re.compile(r"loaded_fraction|fill_share")
+#: share of samples whose map is all zero (trainfix attention, the trainer's attn/gradcam_blank_share)
+BLANK_SHARE = re.compile(r"blank_share")
 
 #: wrapper prefixes a plain load_state_dict does not strip
 WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.module.")
@@ -68,6 +73,14 @@ class GradcamBlank(Detector):
     * **frozen**: a magnitude or entropy statistic whose relative spread is at most
       ``max_relative_spread`` (equal up to float rounding) over the whole run.
 
+    * **drawn from an unloaded model**: ``attn/loaded_fraction`` (written by ``trainfix attention``:
+      the share of the model's parameters the checkpoint filled as it was saved, loaded with
+      ``strict=False`` the way most Grad-CAM scripts load it) below 1 at any point: those maps are
+      maps of the network's initialisation, whatever they look like; or
+    * **mostly black**: ``attn/gradcam_blank_share`` (share of samples whose Grad-CAM is all zero)
+      at or above ``max_blank_share`` at its last point.
+
+    One point suffices for these two (a ``trainfix attention`` run writes one per checkpoint).
     Statistics that can be constant by construction (active fractions, top-k ratios, counts, MIL
     selection weights) and agreement metrics (consistency, IoU: see ``attention-inconsistency``) are
     not judged; nor is a max frozen at exactly 1 or an entropy frozen at exactly 0, which describe a
@@ -84,8 +97,8 @@ class GradcamBlank(Detector):
 
     Evidence
     --------
-    The statistic, its value range and relative spread, the tolerance used, and the wrapper prefixes
-    found in the run's checkpoints when any.
+    The statistic, its value range and relative spread, the tolerance used, the loaded fraction and
+    blank share when logged, and the wrapper prefixes found in the run's checkpoints when any.
 
     Fix
     ---
@@ -108,6 +121,8 @@ class GradcamBlank(Detector):
         Largest relative spread still called frozen (1e-6).
     min_points
         Points needed per statistic (4).
+    max_blank_share
+        Share of all-zero Grad-CAMs at which the maps are called blank (0.5).
     """
 
     name = "gradcam-blank"
@@ -120,13 +135,19 @@ class GradcamBlank(Detector):
         zero_tol: float = 1e-8
         max_relative_spread: float = 1e-6
         min_points: int = 4
+        max_blank_share: float = 0.5
 
     def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
         metrics = run.group(ATTN_METRICS)
+        unloaded = self._unloaded(run, metrics, params)
+        if unloaded is not None:
+            yield unloaded
+            return
         candidates = {k: s.finite() for k, s in metrics.items()
                       if not EXCLUDED.search(k.lower()) and (MAGNITUDE.search(k.lower()) or SHAPE.search(k.lower()))}
         if not candidates:
-            yield self.skip("no attention magnitude or entropy statistic logged (attn/gradcam_energy, attn/max, ...)")
+            yield self.skip("no attention magnitude or entropy statistic logged (attn/gradcam_energy, attn/max, ...)"
+                            " nor attn/loaded_fraction, attn/gradcam_blank_share")
             return
         judged = {k: s for k, s in candidates.items() if len(s) >= params.min_points}
         if not judged:
@@ -171,3 +192,41 @@ class GradcamBlank(Detector):
         }
         yield self.finding(msg, evidence=evidence, steps=(first, last), tags=sorted(b["tag"] for b in blank.values()),
                            fixes=fixes, confidence=0.85 if any(b["kind"] == "zero" for b in blank.values()) else 0.7)
+
+    def _unloaded(self, run: Any, metrics: dict, params: Any) -> Finding | None:
+        """The single-point criteria: maps of a partly loaded model, or mostly blank maps."""
+        loaded = {k: s.finite() for k, s in metrics.items() if LOADED.search(k.lower())}
+        blank = {k: s.finite() for k, s in metrics.items() if BLANK_SHARE.search(k.lower())}
+        low = {k: s for k, s in loaded.items() if len(s) and float(np.min(s.values)) < 1.0 - 1e-9}
+        dark = {k: s for k, s in blank.items() if len(s) and float(s.values[-1]) >= params.max_blank_share}
+        if not low and not dark:
+            return None
+        prefixes = checkpoint_prefixes(run)
+        parts, evidence, tags, steps = [], {}, [], []
+        for k, s in low.items():
+            i = int(np.argmin(s.values))
+            parts.append(f"{s.tag} is {signals.fmt(float(s.values[i]) * 100)}%: the maps were drawn from a model the "
+                         "checkpoint filled only that far, so they are maps of the untrained network")
+            evidence["loaded_fraction"] = float(s.values[i])
+            tags.append(s.tag)
+            steps.append(float(s.steps[i]))
+        for k, s in dark.items():
+            parts.append(f"{s.tag} is {signals.fmt(float(s.values[-1]) * 100)}% (Grad-CAM all zero on that share of samples)")
+            evidence["blank_share"] = float(s.values[-1])
+            tags.append(s.tag)
+            steps.append(float(s.steps[-1]))
+        at = steps[0]  # the other map statistics recorded with the same maps (same step)
+        for k in ("gradcam_entropy", "pointing_game", "energy_in_box", "gradcam_guided_agreement", "accuracy"):
+            series = metrics[k].finite() if k in metrics else None
+            if series is not None and len(series):
+                same = np.flatnonzero(series.steps == at)
+                if same.size:
+                    evidence[k] = float(series.values[same[-1]])
+        msg = "attention maps are not the trained model's: " + "; ".join(parts)
+        if prefixes:
+            msg += (f"; the run's checkpoints carry wrapper prefixes ({', '.join(prefixes)}), which a plain "
+                    "load_state_dict does not strip")
+        evidence.update({"checkpoint_prefixes": prefixes, "max_blank_share": params.max_blank_share})
+        fixes = ["checkpoint-keys", "atcon"] if (prefixes or low) else ["atcon"]
+        return self.finding(msg, evidence=evidence, steps=(min(steps), max(steps)), tags=sorted(tags), fixes=fixes,
+                            confidence=0.9 if low else 0.75)

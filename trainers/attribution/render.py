@@ -51,7 +51,7 @@ def sample_figure(path: Path, rows: Sequence[dict], box: Sequence[int] | None = 
     from matplotlib.patches import Rectangle
 
     cols = 5
-    fig, axes = plt.subplots(len(rows), cols, figsize=(2.3 * cols, 2.6 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.3 * cols, 2.9 * len(rows)), squeeze=False)
     for r, row in enumerate(rows):
         rec = row["record"]
         image = row["input"]

@@ -145,7 +145,7 @@ def checkpoint_step(checkpoint_obj: Any) -> int:
         progress = checkpoint_obj.get("progress")
         if isinstance(progress, dict) and isinstance(progress.get("step"), int):
             return progress["step"]
-        for key in ("global_step", "step", "epoch"):
+        for key in ("global_step", "step"):  # an epoch is not a step: without one, step 0
             if isinstance(checkpoint_obj.get(key), int):
                 return checkpoint_obj[key]
     return 0
