@@ -174,10 +174,13 @@ def has_grad_clip(config: dict) -> bool:
 # --- optimizer and learning-rate range ------------------------------------------------------------------
 def optimizer_name(config: dict) -> str | None:
     """The optimizer's name from a trainfix or foreign config (``optimizer.name``, ``optim``, a
-    top-level ``optimizer: adamw`` string, HF's ``optim: adamw_torch``), lower-cased."""
+    top-level ``optimizer: adamw`` string, HF's ``optim: adamw_torch``), lower-cased; a Hugging Face
+    Trainer run that names none uses AdamW."""
     name = lookup(config or {}, "optimizer")
     if name is None and isinstance((config or {}).get("optimizer"), str):
         name = config["optimizer"]
+    if name is None and is_hf_trainer(config):
+        name = "adamw"  # the Trainer's default optimizer
     return str(name).lower() if name is not None else None
 
 
@@ -224,9 +227,17 @@ def training_regime(config: dict) -> tuple[str, str]:
             return "finetune", f"{where}: {value}"
         if switch is not None:
             return ("finetune" if switch else "scratch"), f"{where}: {value}"
-    if isinstance(config, dict) and all(k in config for k in HF_TRAINER_MARKERS):
-        return "finetune", "a Hugging Face Trainer run (training_args)"
+    if is_hf_trainer(config):
+        return "finetune", "a Hugging Face Trainer run (trainer_state / training_args)"
     return "scratch", "no pretrained weights in the config"
+
+
+def is_hf_trainer(config: dict) -> bool:
+    """Whether the config comes from a Hugging Face Trainer run (its ``training_args.json`` keys, or
+    the ``trainer_state`` the ingest keeps from ``trainer_state.json``)."""
+    if not isinstance(config, dict):
+        return False
+    return all(k in config for k in HF_TRAINER_MARKERS) or isinstance(config.get("trainer_state"), dict)
 
 
 def lr_range(family: str, regime: str = "scratch") -> tuple[float, float]:
@@ -242,6 +253,17 @@ def typical_lr(family: str, regime: str = "scratch") -> float:
     """The lr to aim for: the geometric middle of the range (its low end for an unknown family)."""
     lo, hi = lr_range(family, regime)
     return math.sqrt(lo * hi) if family in ("adam", "sgd") else lo
+
+
+def target_lr(family: str, regime: str, judgement: str) -> float | None:
+    """The lr a fix should aim for when the run's is out of range: the top of the range for a
+    ``large`` lr (the smallest cut that leaves the unstable regime), the middle (:func:`typical_lr`)
+    for a ``tiny`` one; None otherwise."""
+    if judgement == "large":
+        return lr_range(family, regime)[1]
+    if judgement == "tiny":
+        return typical_lr(family, regime)
+    return None
 
 
 def judge_lr(lr: float | None, family: str, regime: str = "scratch", far: float = 2.0) -> str:

@@ -534,3 +534,27 @@ def grad_norm_median(run: Any, before: float | None = None) -> float | None:
         early = keep & (steps < before)
         keep = early if early.sum() >= 3 else keep
     return float(np.median(vals[keep])) if keep.any() else None
+
+
+#: config keys that hold the number of classes of a classification task
+NUM_CLASS_KEYS = ("num_classes", "n_classes", "nb_classes", "number_of_classes", "num_labels", "n_class")
+
+
+def number_of_classes(run: Any) -> tuple[int | None, str]:
+    """Classes of the task: a ``num_classes``-style config key, else the per-class metric tags;
+    ``(None, "unknown")`` when neither says."""
+    from trainfix.diagnostics import knobs
+    from trainfix.diagnostics.roles_vocab import CLASS_METRICS
+
+    for path, value in knobs.walk(run.config or {}):
+        if path and str(path[-1]).lower() in NUM_CLASS_KEYS:
+            try:
+                k = int(value)
+            except (TypeError, ValueError):
+                continue
+            if k >= 2:
+                return k, "config " + ".".join(path)
+    classes = run.roles.group(CLASS_METRICS)
+    if len(classes) >= 2:
+        return len(classes), f"{len(classes)} per-class metric tags"
+    return None, "unknown"

@@ -927,7 +927,7 @@ PATHOLOGIES: dict[str, Pathology] = {
                                  allowed=frozenset({"accuracy-collapse", "lr-miscaled", "loss-plateau",
                                                     "accuracy-oscillation", "batch-loss-variance"})),
     "loss-plateau": Pathology(_p_plateau, ("flat-tiny-lr", "flat-large-lr", "creep"),
-                              frozenset({"loss-plateau"}), allowed=frozenset({"lr-miscaled"})),
+                              frozenset({"loss-plateau"}), allowed=frozenset({"lr-miscaled", "never-learned"})),
     "overfitting": Pathology(_p_overfitting, ("mild", "medium", "strong"), frozenset({"overfitting"}),
                              below_seed=frozenset({"mild"})),
     "sparsity-gradient-vanishing": Pathology(_p_sparsity_vanishing, ("seed", "medium"),

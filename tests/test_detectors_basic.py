@@ -366,7 +366,7 @@ def test_overfitting_quiet_when_train_rises_too_and_on_mild_drift():
 def test_overfitting_skips_without_enough_validation_points():
     run = epochs_run({"val/loss": [1.0, 0.8, 0.9], "train/loss": [1.0, 0.7, 0.5]})
     (s,) = skips("overfitting", run)
-    assert s.reason == "only 3 points of val/loss, need 8"
+    assert s.reason == "only 3 points of val/loss, need 5"
 
 
 # --- everything together ----------------------------------------------------------------------------

@@ -31,6 +31,8 @@ DETECTORS: dict[str, str] = {
     "loss-divergence": "loss_divergence:LossDivergence",
     "loss-plateau": "loss_plateau:LossPlateau",
     "overfitting": "overfitting:Overfitting",
+    "never-learned": "never_learned:NeverLearned",
+    "validation-never-improves": "validation_never_improves:ValidationNeverImproves",
 }
 
 

@@ -15,25 +15,6 @@ from trainfix.diagnostics.roles_vocab import CLASS_METRICS, VAL_ACC, VAL_METRIC
 if TYPE_CHECKING:
     from trainfix.diagnostics.run import Run
 
-NUM_CLASS_KEYS = ("num_classes", "n_classes", "nb_classes", "number_of_classes", "num_labels", "n_class")
-
-
-def number_of_classes(run: Any) -> tuple[int | None, str]:
-    """Classes of the task: a ``num_classes``-style config key, else the per-class metric tags."""
-    for path, value in knobs.walk(run.config or {}):
-        if path and str(path[-1]).lower() in NUM_CLASS_KEYS:
-            try:
-                k = int(value)
-            except (TypeError, ValueError):
-                continue
-            if k >= 2:
-                return k, "config " + ".".join(path)
-    classes = run.roles.group(CLASS_METRICS)
-    if len(classes) >= 2:
-        return len(classes), f"{len(classes)} per-class metric tags"
-    return None, "unknown"
-
-
 class AccuracyCollapse(Detector):
     """Validation metric falls steadily from its peak and ends near chance.
 
@@ -115,7 +96,7 @@ class AccuracyCollapse(Detector):
         if after.size - 1 < params.min_after:
             return
         unit = signals.metric_unit(y)
-        classes, class_source = number_of_classes(run)
+        classes, class_source = signals.number_of_classes(run)
         is_acc = run.roles.tag(VAL_ACC) == s.tag or "acc" in s.tag.lower()
         is_auc = "auc" in s.tag.lower()
         if is_auc:

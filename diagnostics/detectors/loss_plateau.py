@@ -56,8 +56,8 @@ class LossPlateau(Detector):
     ``start``, ``best`` (lowest smoothed value), ``drop`` and ``drop_relative``, ``noise`` and
     ``drop_in_noise_units``, ``stuck_fraction`` (share of the run before the loss first moved) and the
     step it moved at if it did, the Mann-Kendall ``tau``/``p``, the effective lr with its source and
-    whether it is tiny or large for the optimizer (with the ``expected_lr``, the middle of the
-    optimizer's typical range, when it is), the metric that confirmed or vetoed, and the warmup setting.
+    whether it is tiny or large for the optimizer (with the ``expected_lr`` to aim for when it is:
+    ``knobs.target_lr``, the top of the typical range for a large lr, its middle for a tiny one), the metric that confirmed or vetoed, and the warmup setting.
 
     Fix
     ---
@@ -149,7 +149,7 @@ class LossPlateau(Detector):
         config = run.config or {}
         family = knobs.optimizer_family(knobs.optimizer_name(config))
         regime, _ = knobs.training_regime(config)
-        expected = knobs.typical_lr(family, regime) if judgement in ("tiny", "large") else None
+        expected = knobs.target_lr(family, regime, judgement)
         if judgement == "tiny":
             fixes = ["lr-sqrt-scaling", "lr-warmup"]
         elif judgement == "large":

@@ -45,8 +45,11 @@ class LrMiscaled(Detector):
       between two checkpoints says the weights are starving.
 
     **Too high**: the effective lr is ``far_factor`` above the range and the loss shows harm: non-
-    finite values, a rise from start to end beyond its noise, or exploding update ratios (early
-    spikes are reported alongside, but isolated spikes alone are normal in small-batch losses).
+    finite values, a rise from start to end beyond its noise, a validation loss that never beats its
+    first evaluation and ends 10% above it (what a run with only a few training-loss points shows),
+    or exploding update ratios (early spikes are reported alongside, but isolated spikes alone are
+    normal in small-batch losses).  A fine-tune (peak 3e-3 on a pretrained Whisper) is judged
+    against the fine-tuning range, where 3e-3 is 10x too high.
 
     Why it matters
     --------------
@@ -139,6 +142,7 @@ class LrMiscaled(Detector):
         regime, regime_why = knobs.training_regime(config)
         lo, hi = knobs.lr_range(family, regime)
         loss = self._loss_evidence(run, params)
+        loss.update(self._val_evidence(run))
         ur = self._update_ratio(run)
         warmup = knobs.has_warmup(config, lr_series.values if lr_series is not None else None)
 
@@ -179,7 +183,8 @@ class LrMiscaled(Detector):
                                 tags, steps)
             return
         # isolated spikes are common in healthy small-batch losses: they are shown, not decisive
-        harm = loss.get("nonfinite", 0) > 0 or loss.get("rises", False) or verdict == "exploding"
+        harm = (loss.get("nonfinite", 0) > 0 or loss.get("rises", False) or loss.get("val_rises", False)
+                or verdict == "exploding")
         if eff > hi * params.far_factor and harm:
             yield self._too_high(eff, lo, hi, family, loss, verdict, warmup, evidence, tags, steps)
 
@@ -293,6 +298,21 @@ class LrMiscaled(Detector):
         return out
 
     @staticmethod
+    def _val_evidence(run: Any) -> dict[str, Any]:
+        """Whether the validation loss got worse from its first evaluation on (never better than the
+        first by 2%, ending 10% above it): harm that a run with only a few training-loss points
+        (an HF run logging every 500 steps) still shows in its evaluations."""
+        from trainfix.diagnostics.roles_vocab import VAL_LOSS
+
+        s = run.role(VAL_LOSS)
+        if s is None or len(s.finite()) < 4:
+            return {}
+        v = s.finite().values
+        first, end = float(v[0]), float(np.median(v[-max(2, len(v) // 4):]))
+        rises = bool(first > 0 and float(np.min(v[1:])) >= 0.98 * first and end >= 1.1 * first)
+        return {"val_tag": s.tag, "val_first": first, "val_end": end, "val_points": int(len(v)), "val_rises": rises}
+
+    @staticmethod
     def _update_ratio(run: Any) -> dict | None:
         if len(getattr(run, "checkpoints", []) or []) < 2:
             return None
@@ -317,6 +337,8 @@ class LrMiscaled(Detector):
     # ------------------------------------------------------------------------------------------
     def _too_low(self, eff, lo, hi, family, cfg, loss, verdict, warmup, rule_evidence, evidence, tags, steps):
         fam = {"adam": "Adam-family", "sgd": "SGD"}.get(family, "common-optimizer")
+        if evidence.get("regime") == "finetune":
+            fam += " fine-tuning"
         msg = (f"effective lr {_g(eff)} is {signals.fmt(lo / eff, 2)}x below the typical {fam} range "
                f"{_g(lo)}..{_g(hi)}")
         if rule_evidence:
@@ -351,6 +373,8 @@ class LrMiscaled(Detector):
 
     def _too_high(self, eff, lo, hi, family, loss, verdict, warmup, evidence, tags, steps):
         fam = {"adam": "Adam-family", "sgd": "SGD"}.get(family, "common-optimizer")
+        if evidence.get("regime") == "finetune":
+            fam += " fine-tuning"
         harm = []
         if loss.get("nonfinite"):
             harm.append(f"{loss['nonfinite']} non-finite loss values")
@@ -358,6 +382,9 @@ class LrMiscaled(Detector):
             harm.append(f"{loss['early_spikes']} loss spikes in the first part of the run")
         if loss.get("rises"):
             harm.append(f"the loss rose from {signals.fmt(loss['start'])} to {signals.fmt(loss['end'])}")
+        if loss.get("val_rises"):
+            harm.append(f"{loss['val_tag']} never beat its first evaluation {signals.fmt(loss['val_first'])} "
+                        f"and ended at {signals.fmt(loss['val_end'])}")
         if verdict == "exploding":
             harm.append("checkpoint update ratios are far above 1e-3 per step")
         msg = (f"effective lr {_g(eff)} is {signals.fmt(eff / hi, 2)}x above the typical {fam} range "

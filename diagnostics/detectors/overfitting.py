@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from trainfix.diagnostics import signals
 from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
-from trainfix.diagnostics.roles_vocab import TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_LOSS
+from trainfix.diagnostics.roles_vocab import TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_LOSS, VAL_METRIC
 
 if TYPE_CHECKING:
     from trainfix.diagnostics.run import Run
@@ -39,7 +39,14 @@ class Overfitting(Detector):
     ``val_min`` and ``val_min_step`` (where early stopping would have stopped), ``val_end``, ``rise``,
     ``rise_relative``, ``val_noise``, ``rise_in_noise_units``, the training loss at the validation
     minimum and at the end, the train/validation ``gap`` at both points and its growth, the
-    Mann-Kendall ``tau``/``p``.
+    Mann-Kendall ``tau``/``p``, and ``task_metric`` (the validation accuracy/F1/... at the loss
+    minimum, at the end and its best, and whether it ``kept_improving``).
+
+    When the task metric keeps improving after the validation-loss minimum (its end beats its value
+    there by ``metric_units`` times its noise and it is still improving in the second half of that
+    stretch), the model is not getting worse at the task: the loss is mis-calibrated (over-confident
+    wrong answers weigh more and more).  The finding is then an info that says so and gives no
+    early-stopping advice: stopping at the loss minimum would throw away the better model.
 
     Fix
     ---
@@ -50,7 +57,8 @@ class Overfitting(Detector):
     False positives
     ---------------
     A validation loss that drifts up by a few percent late in a long run while accuracy still
-    improves is common and harmless; ``min_rise`` (10%) keeps it quiet.  Validation on very few
+    improves is common and harmless; ``min_rise`` (10%) keeps it quiet, and a larger rise while the
+    accuracy keeps improving is reported as an info about calibration, not as overfitting.  Validation on very few
     samples is noisy; the rise is judged relative to that noise.
 
     Parameters
@@ -63,8 +71,11 @@ class Overfitting(Detector):
         Evaluations needed after the minimum (4).
     p_value
         Significance of the upward trend after the minimum (0.05).
+    metric_units
+        Gain of the task metric after the validation-loss minimum, in units of its noise, that
+        makes the finding an info about calibration (2).
     min_points
-        Validation-loss points needed (8).
+        Validation-loss points needed (5; the confidence grows with the points).
     """
 
     name = "overfitting"
@@ -79,7 +90,8 @@ class Overfitting(Detector):
         min_rise: float = 0.1
         min_after: int = 4
         p_value: float = 0.05
-        min_points: int = 8
+        min_points: int = 5
+        metric_units: float = 2.0
 
     def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         val = run.role(VAL_LOSS)
@@ -124,6 +136,7 @@ class Overfitting(Detector):
         t_noise = t_noise if np.isfinite(t_noise) else 0.0
         if t_end - t_at_min > max(2 * t_noise, 0.05 * abs(t_at_min)):
             return  # training loss rises too: divergence, not overfitting
+        metric = self._task_metric(run, val.steps[i_min], params)
         gap_min = val_min - t_at_min
         gap_end = val_end - t_end
         last_step = float(val.steps[-1])
@@ -131,8 +144,18 @@ class Overfitting(Detector):
         msg = (f"validation loss bottomed at {signals.fmt(val_min)} at step {min_step:g} and rose to "
                f"{signals.fmt(val_end)} (+{rise_text}) "
                f"while training loss went {signals.fmt(t_at_min)} -> {signals.fmt(t_end)}; "
-               f"the gap grew {signals.fmt(gap_min)} -> {signals.fmt(gap_end)}; "
-               f"early stopping at step {min_step:g} keeps the best model")
+               f"the gap grew {signals.fmt(gap_min)} -> {signals.fmt(gap_end)}")
+        severity, fixes = self.severity, list(self.fixes)
+        if metric is not None and metric["kept_improving"]:
+            severity = Severity.INFO
+            msg += (f"; but {metric['tag']} kept improving after it ({signals.fmt(metric['at_val_min'])} -> "
+                    f"{signals.fmt(metric['end'])}): the model still gets better at the task and the loss is "
+                    f"mis-calibrated (over-confident on its mistakes), so keep training by the metric, not the loss")
+        elif i_min == 0:
+            msg += ("; it was lowest at the first evaluation, so the run over-fits from the start: "
+                    "fewer epochs, a lower lr or more regularisation")
+        else:
+            msg += f"; early stopping at step {min_step:g} keeps the best model"
         evidence = {
             "val_min": val_min,
             "val_min_step": min_step,
@@ -150,8 +173,38 @@ class Overfitting(Detector):
             "mann_kendall_tau": tau,
             "mann_kendall_p": p,
             "train_curve": how,
-            "early_stop_step": min_step,
+            "early_stop_step": None if severity == Severity.INFO else min_step,
+            "task_metric": metric,
+            "points": n,
         }
         confidence = float(min(0.95, 0.6 + 0.1 * (rise / max(noise, 1e-12)) / params.noise_units))
-        yield self.finding(msg, evidence=evidence, steps=(min_step, last_step),
-                           tags=[val.tag, train.tag], confidence=confidence)
+        confidence *= min(1.0, n / 10)  # five evaluations say less than fifty
+        yield self.finding(msg, severity=severity, evidence=evidence, steps=(min_step, last_step),
+                           tags=[val.tag, train.tag], fixes=fixes, confidence=confidence)
+
+    @staticmethod
+    def _task_metric(run: Any, min_step: float, params: Any) -> dict | None:
+        """How the validation task metric (accuracy, F1, WER, ...) moved after the loss minimum."""
+        s = run.role(VAL_METRIC)
+        direction = run.roles.direction(VAL_METRIC)
+        if s is None or direction not in ("max", "min") or "loss" in s.tag.lower():
+            return None
+        s = s.finite()
+        after = s.steps >= min_step
+        if after.sum() < 3:
+            return None
+        v = s.values[after]
+        sign = 1.0 if direction == "max" else -1.0
+        noise = signals.noise_scale(s.values)
+        noise = noise if np.isfinite(noise) else 0.0
+        k = max(1, int(round(0.2 * v.size)))
+        end = float(np.median(v[-k:]))
+        mid = float(v[v.size // 2])
+        gain = sign * (end - float(v[0]))
+        late_gain = sign * (end - mid)
+        unit = signals.metric_unit(s.values)
+        floor = 0.005 * unit if unit in (1.0, 100.0) else 0.0
+        kept = bool(gain > max(params.metric_units * noise, floor) and late_gain > max(0.5 * noise, floor / 2))
+        return {"tag": s.tag, "direction": direction, "at_val_min": float(v[0]), "end": end,
+                "best": float(np.max(v) if direction == "max" else np.min(v)), "gain": gain,
+                "noise": noise, "kept_improving": kept}
