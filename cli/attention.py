@@ -24,7 +24,7 @@ from trainfix.errors import InputError, UsageError
 
 
 def _subject(target: Path, model_ref: Optional[str], label: str) -> tuple[Any, Any]:
-    from trainfix.diagnostics.checkpoints import load_checkpoint
+    from trainfix.weights import load_checkpoint
     from trainfix.trainers.attribution import study
     from trainfix.trainers.config import read_yaml
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from trainfix.diagnostics.roles_vocab import RoleMap
+from trainfix.weights import ExpectedModel
 
 if TYPE_CHECKING:  # pandas is imported by ingest; keep this module cheap to import
     import pandas as pd
@@ -69,15 +70,6 @@ class CheckpointRef:
         except Exception as exc:  # a hostile or corrupt file must not stop the diagnosis
             self.error = f"{type(exc).__name__}: {exc}"
             return None
-
-
-@dataclass
-class ExpectedModel:
-    """The state-dict layout of the model a run's config builds: key -> shape, and which keys are
-    parameters (the rest are buffers).  Plain data: detectors compare checkpoints with it."""
-
-    shapes: dict[str, tuple[int, ...]]
-    params: set[str]
 
 
 @dataclass

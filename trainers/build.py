@@ -70,14 +70,14 @@ def model_from_config(path_or_cfg: Any) -> torch.nn.Module:
 
 
 def expected_model(config: dict) -> Any:
-    """The state-dict layout (:class:`~trainfix.diagnostics.run.ExpectedModel`) of the model a run's
+    """The state-dict layout (:class:`~trainfix.weights.ExpectedModel`) of the model a run's
     trainfix config builds, from registered components only.
 
     This is the model builder the commands hand to the diagnosis (``diagnose_paths(model_builder=...)``)
     so that ``checkpoint-key-mismatch`` can compare checkpoints with the model without building
     anything itself.  Raises ConfigError for a config that is invalid or names a ``_component_``.
     """
-    from trainfix.diagnostics.run import ExpectedModel
+    from trainfix.weights import ExpectedModel
 
     model = model_from_config(config)
     return ExpectedModel(shapes={k: tuple(v.shape) for k, v in model.state_dict().items()},

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from trainfix.diagnostics.checkpoints import (
+from trainfix.weights import (
     KeyReport,
     compare_to_model,
     load_checkpoint,

@@ -113,7 +113,7 @@ class CheckpointKeys(Recipe):
         :class:`CheckpointError` when the file cannot be read safely or, given a model, the
         repaired weights still do not load strictly (nothing is written then).
         """
-        from trainfix.diagnostics import checkpoints as ck
+        from trainfix import weights as ck
 
         path = Path(path)
         out = Path(out) if out is not None else self.default_out(path)

@@ -2,7 +2,7 @@
 script would, draw its maps on validation samples, measure them, picture them, write the results.
 
 Trust: checkpoints are read with ``torch.load(weights_only=True)`` or safetensors only
-(:func:`trainfix.diagnostics.checkpoints.load_checkpoint`).  A config found in a run directory or
+(:func:`trainfix.weights.load_checkpoint`).  A config found in a run directory or
 inside a checkpoint is data: it may only name trainfix's registered components; a ``_component_``
 import path there is refused (:func:`trusted_config`).  Importing the user's code is the user's
 explicit choice (``--model module:factory``, or ``--model CONFIG`` naming their own config), made
@@ -126,7 +126,7 @@ def build_from_config(config: dict, imports: bool = False) -> tuple[torch.nn.Mod
 
 def load_as_saved(model: torch.nn.Module, checkpoint_obj: Any) -> dict[str, Any]:
     """Load the checkpoint's weights with ``strict=False`` and no renaming; what it filled."""
-    from trainfix.diagnostics.checkpoints import compare_to_model, locate_state_dict
+    from trainfix.weights import compare_to_model, locate_state_dict
 
     state = locate_state_dict(checkpoint_obj).state_dict
     report = compare_to_model(state, model)
