@@ -26,22 +26,6 @@ from trainfix.fixes.patch import MISSING, Edit, Patch, get_path
 from trainfix.values import is_trainfix_config
 
 
-def component_accepts(config: dict, kind: str, arg: str) -> bool | None:
-    """Whether the ``data``/``model``/``loss`` factory a trainfix config names takes keyword ``arg``
-    (None when the factory cannot be resolved).  Recipes ask before setting a component argument,
-    so that they refuse with a reason instead of producing a config the schema rejects."""
-    section = config.get(kind) if isinstance(config, dict) else None
-    if not isinstance(section, dict):
-        return None
-    try:
-        from trainfix.trainers.components.registry import factory_for, signature_params
-
-        params, var_kw = signature_params(kind, factory_for(kind, section))
-    except Exception:  # unknown component, import failure: let validation speak
-        return None
-    return arg in params or var_kw
-
-
 def sig(value: float, digits: int = 3) -> float:
     """``value`` rounded to ``digits`` significant figures (configs read better: 0.00015, not 0.000150000001)."""
     if value == 0 or not math.isfinite(value):

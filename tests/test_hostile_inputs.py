@@ -128,8 +128,8 @@ def test_fix_planning_never_imports_a_component(hostile_run):
     run, trap_dir = hostile_run
     import yaml
 
-    from trainfix.fixes.base import component_accepts
     from trainfix.fixes.patch import validate_trainfix
+    from trainfix.trainers.config import component_accepts
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert component_accepts(cfg, "data", "n") is None  # unknown without importing: no guess

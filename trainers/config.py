@@ -329,6 +329,23 @@ def _check_component(kind: str, value: Any, errors: list[str], imports: bool = F
             errors.append(f"{kind}.{key}: required by {kind} {label!r}")
 
 
+def component_accepts(config: dict, kind: str, arg: str) -> bool | None:
+    """Whether the ``data``/``model``/``loss`` factory a trainfix config names takes keyword ``arg``
+    (None when the factory cannot be resolved).  Fix recipes ask before setting a component
+    argument, so that they refuse with a reason instead of producing a config the schema rejects.
+    Like :func:`validate` without ``imports``, it imports only trainfix's registered factories."""
+    section = config.get(kind) if isinstance(config, dict) else None
+    if not isinstance(section, dict):
+        return None
+    try:
+        from trainfix.trainers.components.registry import factory_for, signature_params
+
+        params, var_kw = signature_params(kind, factory_for(kind, section))
+    except Exception:  # unknown component, import failure: let validation speak
+        return None
+    return arg in params or var_kw
+
+
 def _check_stages(value: Any, base: dict, errors: list[str], deep: bool, imports: bool = False) -> None:
     if not isinstance(value, list):
         errors.append(f"stages: expected a list, got {type(value).__name__}")

@@ -38,7 +38,8 @@ Example diff
 
 from __future__ import annotations
 
-from trainfix.fixes.base import Recipe, component_accepts, evidence_number
+from trainfix.fixes.base import Recipe, evidence_number
+from trainfix.trainers.config import component_accepts
 
 BALANCED_RATIO = 1.5  # max/min class counts below this: frequency does not explain a disparity
 BALANCED_DATASETS = {"digits", "digits-multitask"}  # balanced unless imbalance_ratio says otherwise

@@ -29,7 +29,8 @@ Example diff
 
 from __future__ import annotations
 
-from trainfix.fixes.base import Recipe, component_accepts
+from trainfix.fixes.base import Recipe
+from trainfix.trainers.config import component_accepts
 
 SMOOTHING = 0.1
 
