@@ -4,7 +4,7 @@ For each story and seed: train the buggy example config -> diagnose (the story's
 fire) -> apply the fixes the diagnosis recommends (best fix per finding at warning or above) ->
 retrain the patched config -> diagnose again (the story's finding must be gone and no new finding
 at warning or above may appear) -> the story's target metric must improve by its stated margin
-(see ``trainfix.cli.demo.STORIES``).  A case counts as repaired only when all four hold.
+(see ``trainfix.stories.STORIES``).  A case counts as repaired only when all four hold.
 
 Prints one row per case, a per-story summary and the repair rate; ``--json FILE`` also writes
 every case with its metrics.  Runs go to ``--out`` (default: a temporary directory, removed at the
@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainfix.cli.demo import STORIES, example_path, repair_loop
+    from trainfix.stories import STORIES, example_path, repair_loop
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stories", nargs="*", default=list(STORIES), help=f"subset of: {', '.join(STORIES)}")

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from trainfix.cli.app import app
-from trainfix.cli.demo import DEFAULT_SCENARIO, STORIES, example_path, examples_dir
+from trainfix.stories import DEFAULT_SCENARIO, STORIES, example_path, examples_dir
 
 
 def test_every_story_has_its_example_configs():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trainfix.cli.demo import STORIES, judge_accuracy, judge_classes, judge_sparsity, judge_stability, judge_swings
+from trainfix.stories import STORIES, judge_accuracy, judge_classes, judge_sparsity, judge_stability, judge_swings
 
 ROOT = Path(__file__).resolve().parent.parent
 
