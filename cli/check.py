@@ -22,11 +22,14 @@ from trainfix.cli.diagnose import (
     FormatOpt,
     IgnoreOpt,
     MetricOpt,
+    OldConfigOpt,
     OutputOpt,
     ParamOpt,
     PathsArg,
     SelectOpt,
     SkippedOpt,
+    TrainConfigOpt,
+    refuse_old_config,
     run_and_render,
 )
 
@@ -53,14 +56,17 @@ def check_command(
     metric: MetricOpt = None,
     show_skipped: SkippedOpt = False,
     config: ConfigOpt = None,
+    train_config: TrainConfigOpt = None,
+    old_config: OldConfigOpt = None,
 ) -> None:
     """CI gate: exit 1 when a finding is at or above --fail-on (default: warning).
 
     Format: github annotations under GitHub Actions, else rich. Exit 2 on usage or input errors.
     """
+    refuse_old_config(old_config)
     fmt = fmt or default_format()
     code = run_and_render(paths, fmt=fmt, output=output, select=select, ignore=ignore, param=param,
                           metric=metric, fail_on=fail_on, default_fail_on="warning",
                           show_skipped=show_skipped, config=config, exit_zero=exit_zero, junit=junit,
-                          step_summary=fmt == "github")
+                          step_summary=fmt == "github", train_config=train_config)
     raise typer.Exit(code)

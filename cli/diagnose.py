@@ -3,7 +3,10 @@
 Exit codes: 0 when no finding is at or above ``--fail-on`` (default ``error`` here; ``trainfix
 check`` defaults to ``warning``), 1 when one is, 2 for usage, input or internal errors.  Settings
 come from ``[tool.trainfix]`` in the nearest pyproject.toml or trainfix.toml above the first path
-(or the file given with ``--config``); command-line options win over them.  The option aliases
+(or the file given with ``--settings``); command-line options win over them.  ``--train-config
+FILE`` names the user's own training config when it is not in the run dir (read as data, it wins
+over the configs found there).  ``--config`` was the settings file's option before; it is refused
+with a hint naming both, so that a training config is never read as settings.  The option aliases
 declared here are shared with ``trainfix check``.
 """
 
@@ -50,8 +53,19 @@ FailOnOpt = Annotated[Optional[str], typer.Option(
     metavar="SEVERITY")]
 SkippedOpt = Annotated[bool, typer.Option("--show-skipped", help="List detectors skipped for missing data.")]
 ConfigOpt = Annotated[Optional[Path], typer.Option(
-    "--config", help="Settings file (\\[tool.trainfix] in a pyproject.toml, or a trainfix.toml).",
+    "--settings", help="Settings file (\\[tool.trainfix] in a pyproject.toml, or a trainfix.toml).",
     show_default=False, metavar="FILE")]
+TrainConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--train-config", help="Your training config (YAML/JSON) when it is not in the run dir; read as the run's config.",
+    show_default=False, metavar="FILE")]
+OldConfigOpt = Annotated[Optional[str], typer.Option("--config", hidden=True, show_default=False)]
+
+
+def refuse_old_config(value: str | None) -> None:
+    """``--config`` meant the settings file; it is gone so that nobody passes a training config there."""
+    if value is not None:
+        raise UsageError(f"--config {value}: this option is now --settings (a pyproject.toml or trainfix.toml)",
+                         f"for your training config use --train-config {value}; for settings, --settings {value}")
 
 
 @command
@@ -66,6 +80,8 @@ def diagnose_command(
     fail_on: FailOnOpt = None,
     show_skipped: SkippedOpt = False,
     config: ConfigOpt = None,
+    train_config: TrainConfigOpt = None,
+    old_config: OldConfigOpt = None,
     tensorboard: Annotated[bool, typer.Option(
         "--tensorboard", help="Also write each finding as a TensorBoard text summary (a new event file in the run dir).")] = False,
 ) -> None:
@@ -73,9 +89,11 @@ def diagnose_command(
 
     Exit 0: nothing at or above --fail-on (default error); 1: something is; 2: usage or input error.
     """
+    refuse_old_config(old_config)
     code = run_and_render(run_dirs, fmt=fmt or "rich", output=output, select=select, ignore=ignore,
                           param=param, metric=metric, fail_on=fail_on, default_fail_on="error",
-                          show_skipped=show_skipped, config=config, tensorboard=tensorboard)
+                          show_skipped=show_skipped, config=config, tensorboard=tensorboard,
+                          train_config=train_config)
     raise typer.Exit(code)
 
 
@@ -85,7 +103,7 @@ def diagnose_command(
 def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, ignore, param, metric,
                    fail_on: str | None, default_fail_on: str, show_skipped: bool, config: Path | None,
                    exit_zero: bool = False, junit: Path | None = None, step_summary: bool = False,
-                   tensorboard: bool = False) -> int:
+                   tensorboard: bool = False, train_config: Path | None = None) -> int:
     """Validate options, diagnose ``paths``, write the report, return the exit code (0 or 1).
 
     ``step_summary`` (github format in ``check``): also append the Markdown report to
@@ -103,7 +121,8 @@ def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, 
         s_fail = getattr(settings, "fail_on", None)
         fail_on = choice(s_fail, SEVERITIES, "fail_on in [tool.trainfix]") if s_fail else default_fail_on
     report = engine.diagnose_paths(paths, metric_overrides=metrics, settings=settings, select=select,
-                                   ignore=ignore, params=params, model_builder=common.expected_model)
+                                   ignore=ignore, params=params, model_builder=common.expected_model,
+                                   train_config=train_config)
     emit(report, fmt, output=output, show_skipped=show_skipped)
     if tensorboard:
         write_tensorboard(report)
@@ -190,7 +209,7 @@ def parse_metrics(items: list[str]) -> dict[str, str]:
 
 
 def load_settings(paths: list[Path], config: Path | None) -> Any:
-    """Settings from ``--config`` or the nearest pyproject.toml/trainfix.toml above the first path.
+    """Settings from ``--settings`` or the nearest pyproject.toml/trainfix.toml above the first path.
 
     Returns None when the settings reader is not part of this build.
     """
@@ -199,7 +218,7 @@ def load_settings(paths: list[Path], config: Path | None) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name == "trainfix.diagnostics.settings":
             if config is not None:
-                raise UsageError("--config is not supported by this build", "remove --config") from None
+                raise UsageError("--settings is not supported by this build", "remove --settings") from None
             return None
         raise
     if config is not None:

@@ -156,8 +156,12 @@ def metrics_command(
         typer.Option("--metric", "-m", help="Map a role to a tag: ROLE=TAG (repeatable), e.g. val_acc='Val Acc'."),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output: rich or json.")] = "rich",
+    train_config: Annotated[Optional[Path], typer.Option(
+        "--train-config", help="Your training config (YAML/JSON) when it is not in the run dir; read as the run's config.",
+        show_default=False, metavar="FILE")] = None,
 ) -> None:
-    """Show what trainfix reads from RUN_DIR: formats, files, tags, roles, restarts, skipped files."""
+    """Show what trainfix reads from RUN_DIR: formats, files, tags, roles (each with how it was
+    inferred: its name, a pattern, an override, or the training config), restarts, skipped files."""
     from trainfix.diagnostics.ingest import find_runs, read_run
 
     fmt = fmt.lower()
@@ -166,7 +170,7 @@ def metrics_command(
     overrides = parse_metric_overrides(metric)
     paths = find_runs(run_dir) if run_dir.is_dir() else []
     paths = paths or [run_dir]
-    runs = [read_run(p, metric_overrides=overrides) for p in paths]
+    runs = [read_run(p, metric_overrides=overrides, train_config=train_config) for p in paths]
     if fmt == "json":
         doc = {"schema": 1, "trainfix_version": __version__, "runs": [_run_doc(r) for r in runs]}
         typer.echo(json.dumps(_clean(doc), default=str, allow_nan=False))

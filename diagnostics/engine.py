@@ -201,8 +201,12 @@ def diagnose_paths(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     detectors: Mapping[str, type] | None = None,
     model_builder: Any = None,
+    train_config: str | Path | None = None,
 ) -> Report:
     """Read every run under ``paths`` (a directory may hold several runs) and diagnose each.
+
+    ``train_config`` is the user's training config outside the run dirs (``--train-config``),
+    read with every run.
 
     ``model_builder`` (config dict -> :class:`~trainfix.diagnostics.run.ExpectedModel`) lets
     checkpoint detectors compare checkpoints with the model a run's trainfix config builds; the
@@ -232,7 +236,8 @@ def diagnose_paths(
     reports = []
     for path in paths:
         for run_path in _find_runs(Path(path)):
-            run = _read_run(run_path, metric_overrides=metrics or None, settings=settings)
+            run = _read_run(run_path, metric_overrides=metrics or None, settings=settings,
+                            train_config=train_config)
             run.model_builder = model_builder
             reports.append(diagnose(run, select=sel, ignore=ign, params=merged_params,
                                     detectors=detectors))
@@ -364,8 +369,9 @@ def _find_runs(path: Path) -> list[Path]:
     return runs or [path]
 
 
-def _read_run(path: Path, *, metric_overrides: Mapping[str, str] | None, settings: Any) -> "Run":
+def _read_run(path: Path, *, metric_overrides: Mapping[str, str] | None, settings: Any,
+              train_config: str | Path | None = None) -> "Run":
     from trainfix.diagnostics.ingest import read_run
 
     return read_run(path, metric_overrides=dict(metric_overrides) if metric_overrides else None,
-                    settings=settings)
+                    settings=settings, train_config=train_config)

@@ -7,7 +7,15 @@ Detectors ask for roles (``roles_vocab``); users log whatever names their tools 
 1. ``--metric role=tag`` on the command line (``how="override --metric"``);
 2. ``[tool.trainfix.metrics]`` in pyproject.toml / trainfix.toml (``how="[tool.trainfix.metrics]"``);
 3. the canonical tag the trainfix trainer writes (``how="canonical name"``);
-4. patterns, most specific first (``how="pattern <regex>"``).
+4. patterns, most specific first (``how="pattern <regex>"``);
+5. what the run's training config says about tags no name settles (``how="config ..."``): with
+   ``loss_weighting: uncertainty`` or ``log_vars`` in the config, a set of sibling tags
+   ``<prefix>w1..wN`` or ``<prefix>weight_<task>`` are the learned task weights; a loss term the
+   config weighs (``lambda_sparsity``) whose logged level is above the total loss cannot be a part
+   of that total, so it is the raw term (its weight and divisor come from the config).
+
+An override may be a glob (``--metric 'uw_weights=train/w*'``): every matching tag joins a group
+role, keyed by what the wildcard matched; a single role takes the matching tag with most points.
 
 Tags are matched in a normalised form: lower case, runs of spaces and dashes turned into ``_``
 (``Val Acc (TB)`` -> ``val_acc_(tb)``).  When several tags match a role at the same rank, a tag with
@@ -22,6 +30,7 @@ under a key (term, class, task).
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import re
 from typing import Mapping
 
@@ -90,10 +99,11 @@ SINGLE_PATTERNS: dict[str, list[str]] = {
     ],
     rv.LR: [
         r"^lr$",
-        r"^learning_rate$",
+        r"^learning_?rate$",
         rf"^{_T}[/_.]?(?:lr|learning_rate)$",
         r"^lr[-_/].+$",
-        r"^learning_rate[/_].+$",
+        r"^learning_?rate[/_].+$",
+        r"^.*[/_](?:lr|learning_?rate)(?:[/_](?:pg|group|param_group)?_?\d+)?$",
         r"^optim(?:izer)?[/_].*(?:lr|learning_rate).*$",
         r"^.*[/_]lr\d*$",
     ],
@@ -218,8 +228,12 @@ def resolve_roles(
     config_overrides: dict | None = None,
     *,
     counts: Mapping[str, int] | None = None,
+    config: Mapping | None = None,
+    levels: Mapping[str, float] | None = None,
 ) -> RoleMap:
-    """Map the run's tags to roles (see module docstring). ``counts`` (tag -> points) is optional.
+    """Map the run's tags to roles (see module docstring). ``counts`` (tag -> points) is optional;
+    ``config`` (the run's training config) and ``levels`` (tag -> median |value|) let the config
+    settle what names alone do not.
 
     Raises :class:`~trainfix.errors.UsageError` for an unknown role or an override naming a tag the
     run did not log (with did-you-mean suggestions).
@@ -235,6 +249,19 @@ def resolve_roles(
             role_part, _, key = str(raw_role).partition(".")
             role = _role_name(role_part)
             tag = str(tag)
+            if _is_glob(tag):
+                matched = _glob(tag, tags)
+                if not matched:
+                    raise UsageError(f"{origin}: {role}={tag!r} matches no tag this run logged",
+                                     "run 'trainfix metrics RUN_DIR' to list the tags this run logged")
+                how = f"{origin} (glob {tag})"
+                if role in rv.GROUP_ROLES:
+                    for k, t in matched.items():
+                        fixed_groups.setdefault(role, {})[k] = Resolution(t, how, direction_of(t))
+                else:
+                    t = _pick(sorted(matched.values()), counts)
+                    fixed[role] = Resolution(t, how, _single_direction(role, t))
+                continue
             _check_tag(role, tag, tags, origin)
             if role in rv.GROUP_ROLES:
                 fixed_groups.setdefault(role, {})[key or tag] = Resolution(tag, origin, direction_of(tag))
@@ -296,10 +323,107 @@ def resolve_roles(
         if members:
             rm.groups[role] = members
 
+    if config:
+        _infer_from_config(rm, ordered, norm, config, levels or {}, fixed_groups)
     rm.single[rv.VAL_METRIC] = fixed.get(rv.VAL_METRIC) or _val_metric(rm)  # type: ignore[assignment]
     if rm.single[rv.VAL_METRIC] is None:
         del rm.single[rv.VAL_METRIC]
     return rm
+
+
+def _is_glob(tag: str) -> bool:
+    return any(c in tag for c in "*?[")
+
+
+def _glob(pattern: str, tags: list[str]) -> dict[str, str]:
+    """Tags matching the glob ``pattern``, keyed by what its wildcards matched (``train/w*`` ->
+    ``{"1": "train/w1", ...}``)."""
+    rx = re.compile("^" + re.escape(pattern).replace(r"\*", "(.*?)").replace(r"\?", "(.)") + "$")
+    out: dict[str, str] = {}
+    for t in sorted(tags):
+        if fnmatch.fnmatchcase(t, pattern):
+            m = rx.match(t)
+            key = "".join(g for g in m.groups() if g) if m and m.groups() else t
+            out[key.strip("/_.") or t] = t
+    return out
+
+
+#: config keys whose value names the multi-task weighting scheme
+_WEIGHTING_KEYS = re.compile(r"^(?:loss_|task_|multi_?task_|mtl_)?(?:weighting|balancing|weighting_(?:scheme|method|strategy)|"
+                             r"loss_weights?_(?:type|mode|method))$")
+_LOG_VAR_KEYS = re.compile(r"^log_?(?:vars?|sigmas?|variances?)(?:_init)?$")
+_UW_SIBLINGS = (re.compile(r"^(?P<p>(?:.*[/_.])?)w(?P<k>\d+)$"),
+                re.compile(r"^(?P<p>(?:.*[/_.])?)(?:weight|task_weight|loss_weight)_(?P<k>[a-z0-9]\w*)$"))
+_LOG_VAR_SIBLINGS = (re.compile(r"^(?P<p>(?:.*[/_.])?)log_?(?:var|sigma)_(?P<k>[a-z0-9]\w*)$"),)
+
+
+def _uncertainty_weighting(config: Mapping) -> str | None:
+    """The config setting that says the loss is uncertainty-weighted (``loss_weighting: uncertainty``,
+    a ``log_vars`` entry), as ``"key: value"``; None when it says nothing of the kind."""
+    from trainfix.diagnostics import knobs
+
+    for path, value in knobs.walk(dict(config)):
+        if not path or path[0] == "applied_fixes":
+            continue
+        leaf = str(path[-1]).lower()
+        if _WEIGHTING_KEYS.match(leaf) and isinstance(value, str) and re.search(r"uncertain|kendall", value.lower()):
+            return f"{'.'.join(path)}: {value}"
+        if _LOG_VAR_KEYS.match(leaf) or any(_LOG_VAR_KEYS.match(str(p).lower()) for p in path[:-1]):
+            return f"{'.'.join(path[:-1] if not _LOG_VAR_KEYS.match(leaf) else path)} in the config"
+    return None
+
+
+def _siblings(patterns, ordered: list[str], norm: dict[str, str], taken: set[str]) -> dict[str, str]:
+    """The largest set (at least 2) of tags sharing a prefix and matching one sibling pattern."""
+    best: dict[str, str] = {}
+    for rx in patterns:
+        by_prefix: dict[str, dict[str, str]] = {}
+        for t in ordered:
+            m = rx.match(norm[t])
+            if m and t not in taken:
+                by_prefix.setdefault(m.group("p"), {})[m.group("k")] = t
+        for members in by_prefix.values():
+            if len(members) >= 2 and len(members) > len(best):
+                best = members
+    return best
+
+
+def _infer_from_config(rm: RoleMap, ordered: list[str], norm: dict[str, str], config: Mapping,
+                       levels: Mapping[str, float], fixed_groups: dict) -> None:
+    """Roles that the training config settles (see module docstring, rule 5)."""
+    from trainfix.diagnostics import knobs
+
+    taken = {r.tag for r in rm.single.values()} | {r.tag for g in rm.groups.values() for r in g.values()}
+    why = _uncertainty_weighting(config)
+    if why:
+        for role, patterns, what in ((rv.UW_WEIGHTS, _UW_SIBLINGS, "task weights"),
+                                     (rv.UW_LOG_VARS, _LOG_VAR_SIBLINGS, "log-variances")):
+            if rm.groups.get(role):
+                continue
+            members = _siblings(patterns, ordered, norm, taken)
+            if members:
+                tags = sorted(members.values())
+                how = f"config {why}, and {len(tags)} sibling tags {tags[0]}..{tags[-1]} are its {what}"
+                rm.groups[role] = {k: Resolution(t, how, None) for k, t in sorted(members.items())}
+                taken |= set(tags)
+    terms = rm.groups.get(rv.LOSS_TERMS, {})
+    total = rm.single.get(rv.TRAIN_LOSS) or rm.single.get(rv.TRAIN_LOSS_STEP)
+    total_level = levels.get(total.tag) if total else None
+    for key in list(terms):
+        res = terms[key]
+        if res.how.startswith(("canonical", "override", "[tool")) or key in fixed_groups.get(rv.LOSS_TERMS, {}):
+            continue
+        weight, scale = knobs.term_weight_scale(dict(config), key)
+        level = levels.get(res.tag)
+        if weight is None or level is None or not total_level or not level > total_level:
+            continue
+        settings = ", ".join(f"{k}: {v}" for k, v in knobs.config_values(dict(config), *knobs.term_knobs(key)[:2]).items())
+        how = (f"raw term: the config weighs it ({settings}) and its level {level:.3g} is above the total "
+               f"loss {total_level:.3g}, so it cannot be the weighted part of it")
+        rm.groups.setdefault(rv.LOSS_TERMS_RAW, {})[key] = Resolution(res.tag, how, res.direction)
+        del terms[key]
+    if rv.LOSS_TERMS in rm.groups and not rm.groups[rv.LOSS_TERMS]:
+        del rm.groups[rv.LOSS_TERMS]
 
 
 def _claimed_elsewhere(tag: str, rm: RoleMap) -> bool:

@@ -79,8 +79,8 @@ def test_fail_on_from_settings(runs, tmp_path):
     pytest.importorskip("trainfix.diagnostics.settings")
     cfg = tmp_path / "trainfix.toml"
     cfg.write_text('fail_on = "error"\n')
-    assert invoke("check", runs["high"], "--config", cfg).exit_code == 0
-    assert invoke("check", runs["high"], "--config", cfg, "--fail-on", "warning").exit_code == 1
+    assert invoke("check", runs["high"], "--settings", cfg).exit_code == 0
+    assert invoke("check", runs["high"], "--settings", cfg, "--fail-on", "warning").exit_code == 1
 
 
 def test_config_file_with_any_name_is_read(runs, tmp_path):
@@ -88,7 +88,7 @@ def test_config_file_with_any_name_is_read(runs, tmp_path):
     cfg = tmp_path / "ci-settings.toml"
     cfg.write_text('[tool.trainfix]\nfail_on = "error"\nignore = ["loss-nan"]\n'
                    '[tool.trainfix.detectors.final-loss-high]\nthreshold = 10.0\n')
-    r = invoke("check", runs["nan"], runs["high"], "--config", cfg, "--format", "json")
+    r = invoke("check", runs["nan"], runs["high"], "--settings", cfg, "--format", "json")
     assert r.exit_code == 0, r.output
     assert all(not run["findings"] for run in __import__("json").loads(r.stdout)["runs"])
 
@@ -97,5 +97,5 @@ def test_bad_settings_are_a_usage_error(runs, tmp_path):
     pytest.importorskip("trainfix.diagnostics.settings")
     cfg = tmp_path / "trainfix.toml"
     cfg.write_text('[detectors.final-loss-high]\ntreshold = 10.0\n')
-    assert_one_line_error(invoke("check", runs["high"], "--config", cfg), "unknown parameter 'treshold'")
-    assert_one_line_error(invoke("check", runs["high"], "--config", tmp_path / "none.toml"), "settings file not found")
+    assert_one_line_error(invoke("check", runs["high"], "--settings", cfg), "unknown parameter 'treshold'")
+    assert_one_line_error(invoke("check", runs["high"], "--settings", tmp_path / "none.toml"), "settings file not found")

@@ -328,7 +328,7 @@ def test_diagnose_paths_merges_settings_and_arguments(monkeypatch, tmp_path):
     def fake_find(path):
         return [path / "r1", path / "r2"]
 
-    def fake_read(path, *, metric_overrides, settings):
+    def fake_read(path, *, metric_overrides, settings, train_config=None):
         seen.setdefault("overrides", []).append(metric_overrides)
         return make_run({"train/loss": [3.0, 2.5, 2.0, 1.8]}, {TRAIN_LOSS: "train/loss"}, path=str(path))
 

@@ -135,12 +135,15 @@ def _read_one(path: Path, fmt: str, root: Path) -> tuple[list, dict]:
 
 
 def read_run(
-    path: str | Path, *, metric_overrides: dict[str, str] | None = None, settings: Settings | None = None
+    path: str | Path, *, metric_overrides: dict[str, str] | None = None, settings: Settings | None = None,
+    train_config: str | Path | None = None,
 ) -> Run:
     """Read everything a run directory (or a single log file) holds into a :class:`Run`.
 
     ``settings`` defaults to :func:`~trainfix.diagnostics.settings.load_settings` from the run's
     folder; its ``metrics`` map roles to tags, below ``metric_overrides`` (the ``--metric`` flags).
+    ``train_config`` is the user's own training config when it lives outside the run dir
+    (``--train-config``): it is read as data like any config and wins over what the run dir holds.
 
     Raises :class:`~trainfix.errors.InputError` for a missing path, an empty directory, or one
     with no logs (the message lists what was looked for), and
@@ -154,7 +157,20 @@ def read_run(
         raise InputError(f"{p} does not exist", "pass a run directory or one log file")
     if settings is None:
         settings = load_settings(p if p.is_dir() else p.parent)
+    extra = None
+    if train_config is not None:
+        from trainfix.diagnostics.ingest.configs import load_config_file
+
+        extra = Path(train_config).expanduser()
+        if not extra.is_file():
+            raise InputError(f"--train-config {extra}: no such file", "pass the YAML/JSON config your training script reads")
     with safe_read.budget(ingest_budget(settings)):
+        if extra is not None:
+            try:
+                user_config = load_config_file(extra)
+            except (OSError, ValueError) as exc:
+                raise InputError(f"--train-config {extra}: {exc}", "pass a YAML or JSON mapping") from None
+            return _read_run(p, metric_overrides, settings, (extra, user_config))
         return _read_run(p, metric_overrides, settings)
 
 
@@ -169,8 +185,10 @@ def ingest_budget(settings: Any) -> safe_read.Budget:
     return safe_read.Budget.from_env(base)
 
 
-def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any) -> Run:
+def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any,
+              user_config: tuple[Path, dict] | None = None) -> Run:
     from trainfix.diagnostics.ingest.configs import deep_merge, merge_configs
+    from trainfix.values import is_trainfix_config
     from trainfix.diagnostics.ingest.table import assemble
     from trainfix.diagnostics.roles import resolve_roles
 
@@ -248,6 +266,11 @@ def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any) -
     skipped.extend({"path": _rel(Path(s["path"]), root), "reason": s["reason"]} for s in cfg_skipped)
     if extra_config:
         config = deep_merge(extra_config, config)
+    if user_config is not None:
+        config = deep_merge(config, user_config[1])
+        config_files = list(config_files) + [user_config[0]]
+        if own_config is None and is_trainfix_config(user_config[1]):
+            own_config = user_config[1]
     if mlflow_runs:
         from trainfix.diagnostics.ingest.mlflow import read_params
 
@@ -259,7 +282,11 @@ def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any) -
     counts_series = scalars["tag"].value_counts(sort=False)
     counts = {str(k): int(v) for k, v in counts_series.items()}
     tags = sorted(counts)
-    roles = resolve_roles(tags, metric_overrides, getattr(settings, "metrics", None), counts=counts)
+    levels = None
+    if config:  # the config may settle roles by the terms' levels (a raw term above the total loss)
+        levels = {str(k): float(v) for k, v in scalars["value"].abs().groupby(scalars["tag"]).median().items()}
+    roles = resolve_roles(tags, metric_overrides, getattr(settings, "metrics", None), counts=counts,
+                          config=config, levels=levels)
 
     runs_here = find_runs(p) if p.is_dir() else [p]
     if len(runs_here) > 1:
