@@ -75,6 +75,51 @@ def test_interleaved_tags_of_different_lengths_match_event_accumulator(tmp_path,
         assert np.array_equal(np.float32([v for _, v in ours[tag]]), np.float32([v for _, v in ref[tag]]))
 
 
+def _wide_names(n):
+    # Names in groups of equal length (detectron2/YOLO style "loss_box_reg_3"): the lengths repeat
+    # a short cycle inside the true one (one record per tag), which must not fool the walker.
+    base = ["lr", "val/acc", "train/loss", "grad_norm", "mem/allocated_mb", "loss/sparsity/raw", "attn/entropy",
+            "loss_cls", "loss_box_reg", "time"]
+    return [base[i % len(base)] + (f"_{i // len(base)}" if i >= len(base) else "") for i in range(n)]
+
+
+@pytest.mark.parametrize("block", [1 << 20, 1 << 14])
+def test_wide_steps_100_tags_match_event_accumulator_and_a_plain_walk(tmp_path, write_tb, block):
+    from trainfix.diagnostics.ingest.tensorboard import _frame
+
+    names = _wide_names(100)
+    # steps cross 128 (varint 1 -> 2 bytes); one tag starts late and one stops early (cycle changes)
+    series = {n: [(s, float(i) + s / 1000.0) for s in range(0, 260, 2)] for i, n in enumerate(names)}
+    series[names[7]] = [(s, -float(s)) for s in range(100, 260, 2)]
+    series[names[50]] = [(s, 0.5) for s in range(0, 150, 2)]
+    f = write_tb(tmp_path / "run", series)
+    res = read_events(f, block_bytes=block)
+    ref = _event_accumulator(tmp_path / "run")
+    ours = _by_tag(res)
+    assert sorted(ours) == sorted(ref) and res.corrupt_records == 0
+    for tag in ref:
+        assert [s for s, _ in ours[tag]] == [s for s, _ in ref[tag]]
+        assert np.array_equal(np.float32([v for _, v in ours[tag]]), np.float32([v for _, v in ref[tag]]))
+    data = f.read_bytes()
+    starts, _, end = _frame(data, np.frombuffer(data, dtype=np.uint8), len(data))
+    assert starts.tolist() == _record_offsets(data) and end == len(data)
+
+
+def test_wide_file_with_a_corrupt_length_resyncs(tmp_path, write_tb):
+    names = _wide_names(64)
+    f = write_tb(tmp_path / "run", {n: [(s, float(s)) for s in range(40)] for n in names})
+    data = bytearray(f.read_bytes())
+    offs = _record_offsets(bytes(data))
+    victim = offs[1 + 64 * 20 + 3]  # step 20, fourth tag
+    data[victim : victim + 8] = struct.pack("<Q", 987654321)
+    f.write_bytes(bytes(data))
+    res = read_events(f, block_bytes=1 << 14)
+    assert res.corrupt_records == 1 and len(res) == 64 * 40 - 1
+    got = _by_tag(res)
+    assert [s for s, _ in got[names[3]]] == [s for s in range(40) if s != 20]
+    assert all(len(got[n]) == 40 for n in names if n != names[3])
+
+
 def test_block_edges_give_the_same_result(tmp_path, write_tb):
     series = {f"t{i}": [(s, s * 0.5 + i) for s in range(300)] for i in range(3)}
     f = write_tb(tmp_path / "run", series)

@@ -192,55 +192,109 @@ def _crc_of_u64(words: np.ndarray) -> np.ndarray:
     return (((crc >> np.uint32(15)) | (crc << np.uint32(17))) + _MASK_DELTA).astype(np.uint32)
 
 
-def _frame(buf: bytes, u8: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray, int]:
+#: The longest logging cycle (records per step: tags plus anything else written every step) the
+#: walker predicts; a wider cycle is still read exactly, one record at a time.
+MAX_PERIOD = 4096
+#: Records walked one by one after which the walker looks for a cycle again.
+_CHECK_AT = frozenset(2**k for k in range(3, 14))
+
+
+class _Lengths:
+    """The record lengths framed last, carried from block to block, and the cycle found in them."""
+
+    def __init__(self) -> None:
+        self.recent: list[int] = []
+        self.period = 0  # length of the cycle found last (0: none yet)
+
+    def add(self, lengths: list[int]) -> None:
+        self.recent.extend(lengths)
+        if len(self.recent) > 4 * MAX_PERIOD:
+            del self.recent[: -2 * MAX_PERIOD]
+
+
+def _frame(buf: bytes, u8: np.ndarray, limit: int, history: _Lengths | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Record starts and payload lengths of the complete records in ``buf[:limit]``.
 
     Returns (starts, lengths, end) where ``end`` is where the first incomplete record starts.
-    Lengths are not trusted yet: the caller checks their CRCs.  After 8, 16, 32 and 64 records
-    walked one by one, the walker looks for a repeating cycle of lengths (one record per tag per
-    step) and, when it finds one, lets :func:`_predict` jump ahead.
+    Lengths are not trusted yet: the caller checks their CRCs.  After 8, 16, 32, ... records
+    walked one by one, the walker looks for the repeating cycle of lengths in ``history`` (the
+    lengths framed last, carried from block to block by the caller; one record per tag per step,
+    so the cycle is as long as the number of tags) and, when it finds one, lets :func:`_predict`
+    jump ahead.
     """
+    if history is None:
+        history = _Lengths()
     parts_s: list[np.ndarray] = []
     parts_l: list[np.ndarray] = []
     starts: list[int] = []
     lens: list[int] = []
     pos = 0
-    recent: list[int] = []  # lengths walked one by one since the last prediction
+    walked = 0  # records walked one by one since the last prediction
     unpack = _U64.unpack_from
     while pos + _HEADER <= limit:
-        if len(recent) in (8, 16, 32, 64):
-            got = _predict(u8, pos, recent, limit)
-            if got is not None or len(recent) == 64:
-                recent = []
+        if walked in _CHECK_AT:
+            period = _find_period(history)
+            got = _predict(u8, pos, period, limit) if period is not None else None
             if got is not None:
                 s, ln, pos = got
                 parts_s += [np.asarray(starts, dtype=np.int64), s]
                 parts_l += [np.asarray(lens, dtype=np.int64), ln]
                 starts, lens = [], []
+                history.add(ln[-2 * MAX_PERIOD :].tolist())
+                walked = 0
                 continue
+            if walked == 2 * MAX_PERIOD:
+                walked = 0
         (length,) = unpack(buf, pos)
         end = pos + _HEADER + length + _FOOTER
         if length > _MAX_RECORD or end > limit:
             break
         starts.append(pos)
         lens.append(length)
-        recent.append(length)
+        history.recent.append(length)
+        walked += 1
         pos = end
+    history.add([])
     parts_s.append(np.asarray(starts, dtype=np.int64))
     parts_l.append(np.asarray(lens, dtype=np.int64))
     return np.concatenate(parts_s), np.concatenate(parts_l), pos
 
 
-def _predict(u8: np.ndarray, pos: int, recent: list[int], limit: int):
-    """Extend the walk from ``pos`` by assuming the recent lengths repeat; verify with numpy."""
-    period = None
-    n = len(recent)
-    for p in range(1, n // 2 + 1):
-        if recent[n - p :] == recent[n - 2 * p : n - p]:
-            period = recent[n - p :]
-            break
-    if period is None:
+def _find_period(history: _Lengths) -> list[int] | None:
+    """The cycle of lengths that explains the longest stretch at the end of ``history``.
+
+    For each period ``p`` the stretch is how many trailing lengths equal the one ``p`` earlier.
+    The longest stretch wins, not the shortest period that repeats twice: 100 tags whose names
+    fall into groups of equal length repeat a short period for a while, but only the true cycle
+    (one record per tag) explains the whole history.  At least two full cycles must be seen.
+    Returns the last ``p`` lengths, or None.
+    """
+    n = min(len(history.recent), 2 * MAX_PERIOD)
+    if n < 4:
         return None
+    h = np.asarray(history.recent[-n:], dtype=np.int64)
+    p0 = history.period  # the cycle found last time usually still explains everything
+    if 0 < p0 <= n // 2 and np.array_equal(h[p0:], h[:-p0]):
+        return h[n - p0 :].tolist()
+    ps = np.arange(1, n // 2 + 1)
+    cand = ps[h[n - 1 - ps] == h[n - 1]]
+    best_p, best_len = 0, 0
+    for p in cand.tolist():
+        if n - p <= best_len:
+            break  # no longer period can explain a longer stretch
+        same = h[p:] == h[:-p]
+        stretch = int(same.size) if same.all() else int(same[::-1].argmin())  # trailing matches
+        if stretch >= p and stretch > best_len:
+            best_p, best_len = p, stretch
+    if not best_p:
+        return None
+    history.period = best_p
+    return h[n - best_p :].tolist()
+
+
+def _predict(u8: np.ndarray, pos: int, period: list[int], limit: int):
+    """Extend the walk from ``pos`` by assuming ``period`` (a cycle of lengths) repeats; verify
+    every predicted length with numpy and keep the prefix that matches."""
     cyc = np.asarray(period, dtype=np.int64)
     sizes = cyc + (_HEADER + _FOOTER)
     block = int(sizes.sum())
@@ -613,6 +667,7 @@ def read_events(path: str | Path, *, verify_payload_crc: bool = False, block_byt
     truncated = False
     carry = b""
     want = block_bytes
+    history = _Lengths()  # record lengths framed last: the walker's cycle finder reads them
     with open_input(path) as fh:  # regular files only, within the size and time budget
         eof = False
         while not eof:
@@ -627,9 +682,9 @@ def read_events(path: str | Path, *, verify_payload_crc: bool = False, block_byt
             u8 = np.frombuffer(buf, dtype=np.uint8)
             while True:
                 if pos == 0:
-                    starts, lens, end = _frame(buf, u8, limit)
+                    starts, lens, end = _frame(buf, u8, limit, history)
                 else:
-                    starts, lens, end = _frame_from(buf, u8, pos, limit)
+                    starts, lens, end = _frame_from(buf, u8, pos, limit, history)
                 bad = _bad_length_crc(u8, starts)
                 bad_at = int(starts[bad]) if bad is not None else None
                 if bad_at is None and end + _HEADER <= limit and _bad_length_crc(u8, np.asarray([end])) is not None:
@@ -674,10 +729,10 @@ def read_events(path: str | Path, *, verify_payload_crc: bool = False, block_byt
     return res
 
 
-def _frame_from(buf: bytes, u8: np.ndarray, pos: int, limit: int):
+def _frame_from(buf: bytes, u8: np.ndarray, pos: int, limit: int, history: _Lengths | None = None):
     """Frame starting at ``pos`` (after a resync); offsets returned are absolute."""
     view = memoryview(buf)[pos:]
-    starts, lens, end = _frame(view, u8[pos:], limit - pos)
+    starts, lens, end = _frame(view, u8[pos:], limit - pos, history)
     return starts + pos, lens, end + pos
 
 
