@@ -105,3 +105,63 @@ def test_byte_order_mark_and_windows_line_ends(tmp_path):
     run = read_run(tmp_path)
     assert run.tags == ["val_acc"]
     assert run.series("val_acc").steps.tolist() == [0, 1]
+
+
+TRICKY = (
+    "step,loss,acc,model,flag,mixed,lr, padded \n"
+    "0,0.5,1,resnet,True,1,1e-3, 1.5 \n"
+    "1,nan,2,resnet,False,x,inf,2.5\n"
+    "2,,3,resnet,True,3,-Infinity,\n"
+    "3,0.25,,resnet,False,4,1e-4, 3.5\n"
+    "step,loss,acc,model,flag,mixed,lr,padded\n"
+    "4,0.125,5,resnet,True,5,,4.5\n"
+)
+
+
+def _columns(table):
+    out = {}
+    for i, tag in enumerate(table.tags):
+        sel = table.codes == i
+        out[tag] = (table.steps[sel].tolist(), table.values[sel].tolist())
+    return out
+
+
+@pytest.mark.parametrize("name", ["tricky", "real"])
+def test_parser_path_and_careful_path_agree(tmp_path, name):
+    from pathlib import Path
+
+    import numpy as np
+
+    from trainfix.diagnostics.ingest.csvlog import read_csv
+
+    if name == "tricky":
+        (tmp_path / "metrics.csv").write_text(TRICKY)
+        files = [tmp_path / "metrics.csv"]
+    else:
+        files = sorted((Path(__file__).parent / "data" / "real-logs").rglob("*.csv"))
+        assert files
+    for f in files:
+        fast, careful = read_csv(f, f.name), read_csv(f, f.name, careful_only=True)
+        assert fast.tags == careful.tags, f
+        a, b = _columns(fast), _columns(careful)
+        for tag in a:
+            assert a[tag][0] == b[tag][0], (f, tag)
+            np.testing.assert_array_equal(np.asarray(a[tag][1]), np.asarray(b[tag][1]), err_msg=f"{f}: {tag}")
+    if name == "tricky":
+        got = _columns(fast)
+        assert got["loss"][0] == [0, 1, 3, 4] and math.isnan(got["loss"][1][1])
+        assert got["lr"][1] == [1e-3, math.inf, -math.inf, 1e-4]
+        assert got["padded"][1] == [1.5, 2.5, 3.5, 4.5] and "model" not in got and "flag" not in got
+        assert got["mixed"][0] == [0, 2, 3, 4]
+
+
+def test_a_column_that_turns_to_text_late_in_a_long_file(tmp_path):
+    # pandas parses long files in chunks: "loss" is numbers in the first chunks and meets a
+    # repeated header (a resumed Keras run) at the end: the column holds numbers and text.
+    from trainfix.diagnostics.ingest.csvlog import read_csv
+
+    n = 270_000  # past the parser's first chunk of 262,144 rows
+    f = tmp_path / "log.csv"
+    f.write_text("epoch,loss\n" + "".join(f"{i},{i * 0.001!r}\n" for i in range(n)) + "epoch,loss\n7,0.5\n")
+    steps, vals = _columns(read_csv(f, "log.csv"))["loss"]
+    assert steps == [*range(n), 7] and vals == [i * 0.001 for i in range(n)] + [0.5]

@@ -117,15 +117,19 @@ def _segmented_keep(group: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _needs_resolution(order: np.ndarray, group: np.ndarray, steps: np.ndarray, chunk: int = 1 << 18) -> bool:
+def _needs_resolution(order: np.ndarray | None, group: np.ndarray, steps: np.ndarray, chunk: int = 1 << 18) -> bool:
     """Whether any group has a step that does not increase (a restart or a repeated step).
 
-    Checked in chunks so a million-row table needs no full-size temporaries."""
-    n = order.shape[0]
+    ``order`` None means the rows are already in group order.  Checked in chunks so a
+    million-row table needs no full-size temporaries."""
+    n = group.shape[0]
     for lo in range(0, max(0, n - 1), chunk):
-        idx = order[lo : min(n, lo + chunk + 1)]
-        g = group[idx]
-        st = steps[idx]
+        hi = min(n, lo + chunk + 1)
+        if order is None:
+            g, st = group[lo:hi], steps[lo:hi]
+        else:
+            idx = order[lo:hi]
+            g, st = group[idx], steps[idx]
         if ((g[1:] == g[:-1]) & (st[1:] <= st[:-1])).any():
             return True
     return False
@@ -182,8 +186,14 @@ def assemble(tables: list[Table]) -> tuple[Any, dict[str, Any]]:
     ntags = len(all_tags)
     # Group = (stream, tag).  Radix-friendly stable sort keeps file order inside each group.
     group = stream.astype(np.int64) * ntags + codes if len(streams) > 1 else codes
-    order = np.argsort(group, kind="stable")
+    order: np.ndarray | None
+    if len(streams) == 1 and bool((group[1:] >= group[:-1]).all()):
+        order = None  # already in group order (a CSV is read column by column): no copies
+    else:
+        order = np.argsort(group, kind="stable")
     if _needs_resolution(order, group, steps):
+        if order is None:
+            order = np.arange(group.size)
         g_sorted = group[order]
         s_sorted = steps[order]
         same = g_sorted[1:] == g_sorted[:-1]
@@ -229,16 +239,19 @@ def assemble(tables: list[Table]) -> tuple[Any, dict[str, Any]]:
     for t in tables:
         t.codes = t.steps = t.values = t.wall_times = None  # type: ignore[assignment]
     tables.clear()
+    def pick(column: np.ndarray) -> np.ndarray:
+        return column if order is None else column[order]
+
     cols: dict[str, Any] = {}
-    cols["tag"] = pd.Categorical.from_codes(codes[order], categories=pd.Index(all_tags, dtype=object))
+    cols["tag"] = pd.Categorical.from_codes(pick(codes), categories=pd.Index(all_tags, dtype=object))
     del codes
-    cols["step"] = steps[order]
+    cols["step"] = pick(steps)
     del steps
-    cols["value"] = values[order]
+    cols["value"] = pick(values)
     del values
-    cols["wall_time"] = walls[order]
+    cols["wall_time"] = pick(walls)
     del walls
-    cols["source"] = pd.Categorical.from_codes(src[order], categories=pd.Index(sources, dtype=object))
+    cols["source"] = pd.Categorical.from_codes(pick(src), categories=pd.Index(sources, dtype=object))
     del src, order, stream
     frame = pd.DataFrame(cols, copy=False)
     del cols
