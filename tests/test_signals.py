@@ -153,3 +153,57 @@ def test_usable_says_why_a_series_cannot_be_judged():
     assert sg.usable(s, "missing", 4) == (None, "only 3 points of val/acc, need 4")
     kept, _ = sg.usable(s, "missing", 5, finite_only=False)
     assert len(kept) == 5
+
+
+# --- the vectorised paths give what the one-call-per-window/bin/group versions give -------------------
+def _smooth_reference(values, window):
+    arr = np.asarray(values, dtype=float)
+    if window % 2 == 0:
+        window += 1
+    half = window // 2
+    clean = np.where(np.isfinite(arr), arr, np.nan)
+    out = np.full(arr.size, np.nan)
+    for i in range(arr.size):
+        w = clean[max(0, i - half) : i + half + 1]
+        if np.isfinite(w).any():
+            out[i] = np.nanmedian(w)
+    return out
+
+
+@pytest.mark.parametrize("window", [2, 3, 5, 9, 21])
+def test_smooth_equals_a_median_per_window(window):
+    rng = np.random.default_rng(window)
+    y = rng.normal(size=700)
+    y[[0, 5, 6, 7, 300, 301, 699]] = np.nan
+    y[[40, 41]] = [np.inf, -np.inf]
+    y[500:530] = np.nan  # a gap longer than the window
+    np.testing.assert_array_equal(sg.smooth(y, window), _smooth_reference(y, window))
+    clean = rng.normal(size=333)
+    np.testing.assert_array_equal(sg.smooth(clean, window), _smooth_reference(clean, window))
+
+
+@pytest.mark.parametrize("n, bins", [(1000, 400), (1003, 400), (99_999, 400), (401, 400), (5000, 7)])
+def test_bin_medians_equal_one_median_per_bin(n, bins):
+    rng = np.random.default_rng(n)
+    x, y = np.arange(n, dtype=float), rng.normal(size=n)
+    y[::97] = np.nan
+    xs, ys = sg.bin_medians(x, y, bins)
+    keep = np.isfinite(y)
+    xa, ya = x[keep], y[keep]
+    edges = np.linspace(0, xa.size, bins + 1).astype(int)
+    ref_x = [np.median(xa[a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    ref_y = [np.median(ya[a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    assert xs.tolist() == ref_x and ys.tolist() == ref_y
+
+
+def test_group_by_boundaries_equals_one_mask_per_group():
+    rng = np.random.default_rng(0)
+    steps = np.concatenate([np.arange(0, 5000), rng.integers(0, 6000, 300)])  # unsorted tail too
+    values = rng.normal(size=steps.size)
+    bounds = np.array([999, 1999, 2999, 3999, 99, 4500])  # unsorted, one past most steps
+    got = sg.group_by_boundaries(steps, values, bounds)
+    which = np.searchsorted(np.sort(bounds), steps, side="left")
+    ref = [(steps[which == g].astype(float), values[which == g]) for g in np.unique(which)]
+    assert len(got) == len(ref)
+    for (gs, gv), (rs, rv) in zip(got, ref):
+        assert gs.tolist() == rs.tolist() and gv.tolist() == rv.tolist()
