@@ -3,7 +3,7 @@ early each detector fires.
 
 Run:  python benchmarks/detector_accuracy.py [--seeds 3] [--healthy-seeds 4] [--formats] [--json FILE]
 
-The corpus (``trainfix.diagnostics.synthetic.corpus``) holds every pathology at two to four strengths
+The corpus (``benchmarks/synthetic_runs.py``, :func:`corpus`) holds every pathology at two to four strengths
 for each seed, and healthy runs of 25 shapes (fast and slow convergence, noisy small-batch curves,
 step/cosine/one-cycle schedules, warmup, warm restarts, fine-tunes near their optimum, noisy LM
 fine-tunes without a metric, percentage accuracies over 100 classes, per-step-only logs, near-zero
@@ -37,7 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from trainfix.diagnostics import synthetic
+import synthetic_runs as synthetic
 from trainfix.diagnostics.finding import Severity
 
 GOAL_RECALL = 0.95

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_corpus_run(folder: Path) -> Path:
-    from trainfix.diagnostics import synthetic
+    import synthetic_runs as synthetic
 
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "metrics.jsonl", "w") as fh:

@@ -279,7 +279,7 @@ def write_synthetic(run, folder: Path) -> Path:
 
 
 def test_real_detectors_find_the_seed_failures_and_stay_quiet_on_a_healthy_run(tmp_path):
-    synthetic = pytest.importorskip("trainfix.diagnostics.synthetic")
+    import synthetic_runs as synthetic
     bad = write_synthetic(synthetic.pathology("nonfinite-loss", "early", seed=0), tmp_path / "nan-run")
     lr = write_synthetic(synthetic.pathology("lr-miscaled", "seed", seed=0), tmp_path / "lr-run")
     good = write_synthetic(synthetic.healthy("fast", seed=0), tmp_path / "healthy-run")

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import pytest
 
-from trainfix.diagnostics import synthetic
+import synthetic_runs as synthetic
 from trainfix.diagnostics.detectors import DETECTORS, load
 from trainfix.diagnostics.engine import diagnose
 from trainfix.fixes.recipes import RECIPES

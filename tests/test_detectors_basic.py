@@ -3,7 +3,7 @@
 Each detector must fire on the failure it names (at the strength the seed stories describe, with the
 numbers in its evidence) and stay quiet on healthy runs, including noisy small-batch curves, step
 schedules, warm restarts, fine-tunes near their optimum and near-zero losses.  Runs come from
-``trainfix.diagnostics.synthetic`` or are built by hand from the seed numbers.
+``benchmarks/synthetic_runs.py`` or are built by hand from the seed numbers.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from trainfix.diagnostics import synthetic
+import synthetic_runs as synthetic
 from trainfix.diagnostics.detectors import load
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 

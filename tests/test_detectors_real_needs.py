@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainfix.diagnostics import synthetic
+import synthetic_runs as synthetic
 from trainfix.diagnostics.detectors import load
 from trainfix.diagnostics.engine import diagnose
 from trainfix.diagnostics.finding import Finding, Severity

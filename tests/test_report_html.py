@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from trainfix.cli.app import app
-from trainfix.diagnostics import synthetic
+import synthetic_runs as synthetic
 from trainfix.diagnostics.engine import diagnose_paths
 from trainfix.diagnostics.render_html import downsample, to_html
 

@@ -18,7 +18,7 @@ from trainfix.diagnostics.report import Report, render, to_json
 
 from test_report import check_golden
 
-synthetic = pytest.importorskip("trainfix.diagnostics.synthetic")
+import synthetic_runs as synthetic
 
 CASES = [
     ("sparsity-gradient-vanishing", "seed"),

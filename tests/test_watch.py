@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from trainfix.cli.app import app
 from trainfix.cli.watch import END_MARKER, STOP_REQUEST
-from trainfix.diagnostics import synthetic
+import synthetic_runs as synthetic
 from trainfix.diagnostics.live import LiveDiagnosis, run_from_records
 
 
