@@ -50,7 +50,9 @@ def test_every_real_results_txt_is_read_as_a_yolo_table(name):
     assert run.inputs["formats"] == {"table": 1}
     assert not run.inputs["skipped"]
     loss = run.scalars[run.scalars.tag == "train/loss"]
-    assert len(loss) >= 60 and np.isfinite(loss.value).all()
+    epochs = {int(line.split()[0].split("/")[0]) for line in (CORPUS / name / "results.txt").read_text().splitlines()
+              if line.strip()}
+    assert loss.step.tolist() == sorted(epochs) and np.isfinite(loss.value).all()
     assert run.roles.tag("train_loss") == "train/loss"
 
 
@@ -90,3 +92,16 @@ def test_rows_that_do_not_fit_are_counted(tmp_path):
     t = read_table(path, "results.txt")
     assert len(_series(t, "train/loss")[0]) == 5
     assert any("1 line(s)" in n for n in t.notes)
+
+
+def test_nanogpt_step_name_value_lines():
+    # build-nanogpt log.txt (AGNDM/build-nanogpt log_bigger/log.txt): "0 val 11.0864", "0 hella 0.2498", ...
+    path = CORPUS / "txt-122" / "log.txt"
+    assert classify(path) == "table"
+    t = read_table(path, "log.txt")
+    assert set(t.tags) == {"train", "val", "hella"}
+    steps, vals = _series(t, "val")
+    assert steps[0] == 0 and vals[0] == pytest.approx(11.0864)
+    assert steps[1] == 250 and vals[1] == pytest.approx(6.0727)
+    run = read_run(path.parent, settings=Settings())
+    assert run.inputs["points"] == sum(1 for line in path.read_text().splitlines() if line.strip())

@@ -106,7 +106,8 @@ def _looks_jsonl(head: bytes) -> bool:
 
 
 def _looks_csv(head: bytes) -> bool:
-    lines = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()
+    # blank lines are skipped: a CSV written in text mode on Windows ends its rows with \r\r\n
+    lines = [ln for ln in head.decode("utf-8", "replace").lstrip("\ufeff").splitlines() if ln.strip()]
     if len(lines) < 2:
         return False
     header = [c.strip().lower() for c in lines[0].split(",")]

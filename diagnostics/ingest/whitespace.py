@@ -17,6 +17,10 @@ the file cannot tell apart: it keeps the YOLOv5 name.  Rows are epochs; the step
 number in the first column, so a resumed run (epochs counting again from a lower number) is
 resolved like any restart.
 
+**Step-name-value lines.**  Karpathy's nanoGPT/build-nanogpt ``log.txt`` writes one value per
+line as ``<step> <name> <value>`` (``0 val 11.0864``, ``0 hella 0.2498``, ``1 train 10.974887``):
+each name is a tag, the first field its step.
+
 **Header tables.**  A first line of names (no numbers) followed by rows of as many numbers,
 separated by tabs or runs of spaces: each column is a tag; the step column is the first of
 ``step``, ``iteration``, ``iter``, ``epoch`` (case-insensitive), else the row number.
@@ -42,6 +46,7 @@ YOLO_COLUMNS = (
 _NUM = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^[-+]?(?:nan|inf)$", re.I)
 _EPOCH_OF = re.compile(r"^(\d+)/(\d+)$")
 _MEM = re.compile(r"^(\d+\.?\d*)([GM])$")
+_NAME = re.compile(r"^[A-Za-z_][\w./@-]*$")
 STEP_NAMES = ("step", "global_step", "iteration", "iter", "epoch")
 
 
@@ -55,6 +60,10 @@ def _yolo_row(fields: list[str]) -> bool:
     if not (_MEM.match(fields[1]) or _is_num(fields[1])):
         return False
     return all(_is_num(f) for f in fields[2:])
+
+
+def _long_row(fields: list[str]) -> bool:
+    return len(fields) == 3 and fields[0].isdigit() and bool(_NAME.match(fields[1])) and _is_num(fields[2])
 
 
 def _header(fields: list[str]) -> bool:
@@ -73,7 +82,7 @@ def looks_like_table(head: bytes) -> bool:
     if not lines or any(c in text for c in ",{}=") or re.search(r"[A-Za-z]\s*:", text):
         return False
     rows = [ln.split() for ln in lines]
-    if all(_yolo_row(r) for r in rows):
+    if all(_yolo_row(r) for r in rows) or (len(rows) >= 2 and all(_long_row(r) for r in rows)):
         return True
     if _header(rows[0]) and len(rows) >= 3:
         width = len(rows[0])
@@ -86,7 +95,7 @@ def read_table(path: Path, source: str) -> Table:
     points = PointBuilder()
     header: list[str] | None = None
     step_col: int | None = None
-    yolo = False
+    yolo = long = False
     bad = 0
     row_no = 0
     with open_input(path) as fh:  # regular files only, budgeted, bounded lines
@@ -94,9 +103,11 @@ def read_table(path: Path, source: str) -> Table:
             fields = raw.decode("utf-8", "replace").split()
             if not fields:
                 continue
-            if header is None and not yolo:
+            if header is None and not yolo and not long:
                 if _yolo_row(fields):
                     yolo = True
+                elif _long_row(fields):
+                    long = True
                 elif _header(fields):
                     header = fields
                     low = [h.lower() for h in header]
@@ -105,6 +116,12 @@ def read_table(path: Path, source: str) -> Table:
                 else:
                     bad += 1
                     continue
+            if long:
+                if _long_row(fields):
+                    points.add(fields[1], int(fields[0]), float(fields[2]))
+                else:
+                    bad += 1
+                continue
             if yolo:
                 if not _yolo_row(fields):
                     bad += 1
