@@ -57,9 +57,7 @@ from trainfix.cli.diagnose import (
     parse_params,
 )
 from trainfix.errors import InputError
-
-END_MARKER = "trainfix-end.json"
-STOP_REQUEST = "trainfix-stop.json"
+from trainfix.trainers.control import END_MARKER, STOP_REQUEST
 MAX_SHARE = 0.05  # of wall time spent polling
 MAX_FILES = 5000
 

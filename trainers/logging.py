@@ -146,14 +146,19 @@ def _number(value: Any) -> float:
 
 
 class EpochProgress:
-    """A rich progress bar for one epoch on stderr; silent unless enabled (auto: stderr is a TTY)."""
+    """A rich progress bar for one epoch on stderr (``setting`` auto: when stderr is a terminal),
+    and one summary line per epoch always (on the main process), with the epoch's wall time: piped
+    or redirected output (CI, cluster logs) shows progress instead of looking hung."""
 
     def __init__(self, setting: Any, enabled: bool = True):
         on = sys.stderr.isatty() if setting == "auto" else bool(setting)
         self.on = on and enabled
+        self.enabled = enabled
         self._progress = None
+        self._t0: float | None = None
 
     def start(self, description: str, total: int, completed: int = 0) -> None:
+        self._t0 = time.monotonic()
         if not self.on:
             return
         from rich.console import Console
@@ -177,5 +182,7 @@ class EpochProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-        if summary and self.on:
-            sys.stderr.write(summary + "\n")
+        if summary and self.enabled:
+            took = f"  ({time.monotonic() - self._t0:.1f} s)" if self._t0 is not None else ""
+            sys.stderr.write(summary + took + "\n")
+            sys.stderr.flush()

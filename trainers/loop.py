@@ -39,7 +39,7 @@ import torch
 from trainfix import __version__
 from trainfix.errors import InputError, TrainingError, UsageError
 from trainfix.trainers import checkpoint as ckpt_io
-from trainfix.trainers import distributed
+from trainfix.trainers import control, distributed
 from trainfix.trainers import logging as tags
 from trainfix.trainers.attribution.evaluation import attention_capable, evaluate_attention
 from trainfix.trainers.build import as_config
@@ -120,6 +120,10 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, saved: dict | None
             every = cfg.checkpoint.every_n_steps
             if every and st.step % every == 0 and st.batch < plan.batches_per_epoch:
                 save_checkpoint(s, ctx, stage, st, epoch_end=False)
+            if st.step % cfg.logging.every_n_steps == 0 and stop_requested(ctx):  # `trainfix watch --stop-on`
+                save_checkpoint(s, ctx, stage, st, epoch_end=False)
+                bar.stop()
+                raise control.StopRequested(control.stop_requested(ctx.out) or "a stop request", st.step, g_epoch)
 
         # --- epoch end: epoch means, hooks, evaluation, log, checkpoint -------------------------
         record = end_of_epoch(s, ctx, stage, st, pending, val_loader)
@@ -257,6 +261,12 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
     state = ckpt_io.load(out / "checkpoints" / "last.pt", map_location=device) if resume else None
     if state is not None and info.is_main and state["progress"].get("run_config_hash") != config_hash(cfg):
         say("warning: the config differs from the one the checkpoint was trained with; resuming with the new one")
+    if info.is_main:
+        control.clear(out)  # a stale end marker or an already handled stop request
+    if state is not None and info.is_main:
+        p = state["progress"]
+        within = f" (batch {p['batch']} of the epoch)" if p.get("batch") else ""
+        say(f"resuming {out} from epoch {p['stage_epoch0'] + p['epoch']}, step {p['step']}{within}")
 
     global_batch, base_lr = global_batch_lr(cfg, info.world_size)
     if info.is_main:
@@ -301,15 +311,44 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
             if st is not None:
                 ctx.ckpt.stage_copy(st.name)
         distributed.barrier(info)
+        ended = ("finished", {"step": step, "epoch": epoch})
+    except control.StopRequested as stop:
+        ended = ("stopped", {"step": stop.step, "epoch": stop.epoch, "reason": stop.reason, "resumable": True})
+        step = stop.step
+        if info.is_main:
+            say(f"stopped on request ({stop.reason}) at epoch {stop.epoch}, step {stop.step}; checkpoint saved. "
+                f"Resume with: {control.resume_command(out)}")
+    except KeyboardInterrupt:
+        last = (out / "checkpoints" / "last.pt").is_file()
+        ended = ("interrupted", {"resumable": last})
+        if info.is_main:
+            say(f"interrupted; resume with: {control.resume_command(out)}" if last else
+                "interrupted before the first checkpoint; nothing to resume: train again")
+        raise
+    except BaseException as exc:
+        ended = ("failed", {"reason": f"{type(exc).__name__}: {exc}"[:500],
+                            "resumable": (out / "checkpoints" / "last.pt").is_file()})
+        raise
     finally:
         logger.close()
         distributed.shutdown(info)
+        if info.is_main:
+            control.write_end(out, ended[0], **ended[1])
     if info.is_main:
         say("done: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k.startswith(("val/loss", "val/acc", "val/auc")) and k.count("/") == 1))
     return RunResult(out_dir=out, metrics=metrics, best=ctx.ckpt.best, step=step)
 
 
 # --- helpers the loop reads as single lines ----------------------------------------------------
+def stop_requested(ctx: Context) -> bool:
+    """Whether ``trainfix-stop.json`` is in the run dir (rank 0 looks; under DDP every process
+    learns the answer through one all-reduce, so all of them stop at the same step)."""
+    asked = ctx.info.is_main and (ctx.out / control.STOP_REQUEST).is_file()
+    if ctx.info.enabled:
+        return not distributed.all_true(not asked, ctx.info, ctx.device)
+    return asked
+
+
 def say(text: str) -> None:
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
