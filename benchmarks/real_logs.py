@@ -56,11 +56,11 @@ GOAL_HEALTHY = 0.05
 # Problem kind -> detectors whose warning/error counts as catching it.  Keep in step with the
 # detector table: a new detector that catches a kind is added here.
 CATCHES: dict[str, set[str]] = {
-    "divergence": {"loss-divergence", "nonfinite-loss", "lr-miscaled", "accuracy-collapse"},
+    "divergence": {"loss-divergence", "nonfinite-loss", "lr-miscaled", "accuracy-collapse", "validation-never-improves"},
     "nonfinite": {"nonfinite-loss"},
-    "stuck": {"loss-plateau", "lr-miscaled", "accuracy-collapse"},
-    "plateau": {"loss-plateau"},
-    "overfitting": {"overfitting"},
+    "stuck": {"loss-plateau", "lr-miscaled", "accuracy-collapse", "never-learned"},
+    "plateau": {"loss-plateau", "never-learned"},
+    "overfitting": {"overfitting", "validation-never-improves"},
     "oscillation": {"accuracy-oscillation", "batch-loss-variance"},
     "collapse": {"accuracy-collapse", "loss-divergence"},
     "dead-term": {"aux-loss-dead", "sparsity-gradient-vanishing"},
