@@ -9,6 +9,7 @@ Single roles map to one tag; group roles map a key (loss-term name, task, class)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 # --- single roles -------------------------------------------------------------------------------
@@ -85,10 +86,18 @@ MAIN_TERM_NAMES = frozenset({
     "classification_loss", "task_loss", "train", "mil", "bag_loss", "data",
 })
 
+#: the components of a detection or segmentation task loss (detectron2's rpn_loc/box_reg/mask, DETR's
+#: ce/bbox/giou, YOLO's box/obj/cls/dfl): parts of the task itself, not auxiliary regularisers
+DETECTION_TERMS = re.compile(r"(?:^|_)(?:rpn|box|bbox|box_reg|giou|iou|obj|objectness|mask|dfl|cls|ce|"
+                             r"keypoint|kpt|loc|seg|centerness|class)(?:_|$)")
+
+
 def is_main_term(key: str) -> bool:
-    """True for the main (classification/task) term of a loss, by its logged name."""
+    """True for the main (classification/task) term of a loss, or a component of a detection or
+    segmentation task loss, by its logged name."""
     k = key.strip().lower().replace(" ", "_")
-    return k in MAIN_TERM_NAMES or k.startswith("task/") or k.startswith("task_")
+    return (k in MAIN_TERM_NAMES or k.startswith("task/") or k.startswith("task_")
+            or bool(DETECTION_TERMS.search(k)))
 
 
 @dataclass

@@ -74,6 +74,15 @@ def test_never_learned_on_a_lightning_lstm_whose_outputs_are_stuck_at_one_half()
     assert f.evidence["signature"] == "constant-outputs" and f.evidence["constant_loss"] == 0.25
 
 
+def test_never_learned_on_a_loss_at_ln_4_to_four_decimals_without_a_class_count():
+    rng = np.random.default_rng(4)
+    run = epochs_run({"train_loss": 1.3862 + rng.uniform(-0.003, 0.001, 60)})
+    (f,) = fired("never-learned", run)
+    assert f.evidence["signature"] == "constant-outputs" and f.evidence["constant_loss"] == pytest.approx(np.log(4))
+    near = epochs_run({"train_loss": 1.36 + rng.uniform(-0.001, 0.001, 60)})  # 2% off ln 4: not that
+    assert fired("never-learned", near) == []
+
+
 def test_never_learned_stays_quiet_on_learning_and_on_perfect_and_on_nan_runs():
     learning = epochs_run({"train_loss": 2.3 * np.exp(-np.arange(20) / 5) + 0.1,
                            "val_acc": np.linspace(0.1, 0.9, 20)}, {"num_classes": 10})
@@ -137,3 +146,48 @@ def test_a_visible_problem_in_five_train_points_is_not_skipped_for_lack_of_them(
     report = diagnose(hf_whisper_run(3e-3))
     fired_names = {f.detector for f in report.findings if Severity(f.severity) >= Severity.WARNING}
     assert fired_names & {"lr-miscaled", "validation-never-improves", "loss-divergence"}
+
+
+# --- on the labelled corpus (benchmarks/real-logs, provenance in its corpus.csv) --------------------
+CORPUS = Path(__file__).parent.parent / "benchmarks" / "real-logs"
+
+
+def corpus(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_run(CORPUS / name)
+
+
+def test_never_learned_on_a_real_loss_identical_to_three_decimals_for_1400_epochs():
+    (f,) = fired("never-learned", corpus("pl-095"))
+    assert f.evidence["signature"] == "frozen" and f.evidence["frozen_points"] > 1400
+
+
+def test_validation_never_improves_on_a_real_classifier_whose_first_accuracy_was_its_best():
+    (f,) = fired("validation-never-improves", corpus("hf-111"))
+    assert f.evidence["first"] == pytest.approx(0.902, abs=1e-3) and f.evidence["end"] < 0.8
+
+
+def test_lr_miscaled_on_a_real_whisper_fine_tune_at_peak_lr_3e_3():
+    (f,) = fired("lr-miscaled", corpus("hf-056"))
+    assert f.evidence["direction"] == "too_high" and f.evidence["regime"] == "finetune"
+    assert f.evidence["effective_lr"] == pytest.approx(3e-3, rel=0.01)
+
+
+def test_overfitting_from_the_first_of_five_evaluations_on_a_real_whisper_run():
+    (f,) = fired("overfitting", corpus("hf-053"))
+    assert Severity(f.severity) == Severity.WARNING and f.evidence["points"] == 5
+
+
+def test_detection_loss_components_are_not_vanishing_regularisers():
+    # detectron2's loss_rpn_loc is 0.4% of the total in a healthy fine-tune: part of the task loss
+    for name in ("d2-046", "d2-047"):
+        assert fired("sparsity-gradient-vanishing", corpus(name)) == []
+
+
+def test_loss_divergence_judges_a_few_points_with_a_confidence_that_scales_with_them():
+    few = epochs_run({"train_loss": [1.0, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4]})  # below the 8 it once needed
+    (f,) = fired("loss-divergence", few)
+    many = epochs_run({"train_loss": np.concatenate([np.linspace(0.9, 0.5, 10), np.linspace(0.6, 4.0, 10)])})
+    (g,) = fired("loss-divergence", many)
+    assert f.confidence < g.confidence and f.evidence["points"] == 7

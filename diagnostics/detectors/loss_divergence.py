@@ -68,7 +68,8 @@ class LossDivergence(Detector):
     p_value
         Significance of the upward trend after the minimum (0.05).
     min_points
-        Points of the training-loss curve needed (8).
+        Points of the training-loss curve needed (5: a Hugging Face run that logs its loss every 500
+        steps may have no more; below 10 points the confidence is scaled down with the count).
     """
 
     name = "loss-divergence"
@@ -83,7 +84,7 @@ class LossDivergence(Detector):
         min_ratio: float = 2.0
         min_rise: float = 0.25
         p_value: float = 0.05
-        min_points: int = 8
+        min_points: int = 5
 
     def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         loss, how = signals.training_loss(run)
@@ -150,6 +151,6 @@ class LossDivergence(Detector):
             "grad_clip": knobs.lookup_float(config, "grad_clip"),
             "grad_norm_median": signals.grad_norm_median(run, before=min_step),
         }
-        confidence = 0.95 if (explode and above_start) else 0.85
+        confidence = (0.95 if (explode and above_start) else 0.85) * min(1.0, n / 10)
         yield self.finding(msg, severity=severity, evidence=evidence, steps=(min_step, last_step),
                            tags=[loss.tag], fixes=fixes, confidence=confidence)

@@ -45,7 +45,9 @@ class NeverLearned(Detector):
       agrees with ln K within the band: two independent measurements of the same K.
     * **constant outputs**: a loss that moves less than ``negligible`` (1%) over the whole run
       while sitting at a value a constant prediction gives (ln 2 = 0.693 for binary cross-entropy,
-      0.25 for squared error on 0/1 targets with outputs stuck at 0.5), within 2%.
+      0.25 for squared error on 0/1 targets with outputs stuck at 0.5, ln K for a uniform
+      prediction over the config's K classes), within 2%; without a class count, ln K for K = 3..20
+      within 0.2% (1.3864 = ln 4 to four decimals is no coincidence).
 
     Why it matters
     --------------
@@ -119,7 +121,7 @@ class NeverLearned(Detector):
             return  # a NaN/Inf loss freezes everything after it: that is nonfinite-loss's finding
         result = (self._frozen(run, metrics + losses, params)
                   or self._chance(run, losses, metrics, params)
-                  or self._constant_outputs(losses, params))
+                  or self._constant_outputs(run, losses, params))
         if result is None:
             return
         message, evidence, series = result
@@ -217,7 +219,7 @@ class NeverLearned(Detector):
 }
         return msg, evidence, acc
 
-    def _constant_outputs(self, losses: list, params: Any):
+    def _constant_outputs(self, run: Any, losses: list, params: Any):
         for s, _ in losses:
             if len(s) < params.min_points:
                 continue
@@ -228,9 +230,8 @@ class NeverLearned(Detector):
             spread = signals.relative_spread(s.values[max(1, len(s) // 10):])
             if spread >= 5 * params.negligible:
                 continue
-            for value, what in ((math.log(2), "binary cross-entropy of a constant 0.5 prediction"),
-                                (0.25, "squared error of a constant 0.5 prediction on 0/1 targets")):
-                if abs(level - value) <= 0.02 * value:
+            for value, what, tol in self._constant_levels(run, level):
+                if abs(level - value) <= tol * value:
                     msg = (f"{s.tag} went {signals.fmt(head, 4)} -> {signals.fmt(tail, 4)} over {len(s)} "
                            f"points ({signals.pct(abs(head - tail) / abs(head), 2)}), at "
                            f"{signals.fmt(value, 4)}, the {what}: the outputs are stuck at a constant")
@@ -238,6 +239,22 @@ class NeverLearned(Detector):
                                 "end": tail, "constant_loss": value, "points": len(s)}
                     return msg, evidence, s
         return None
+
+    @staticmethod
+    def _constant_levels(run: Any, level: float) -> list[tuple[float, str, float]]:
+        """(loss value, what gives it, relative tolerance) of constant predictions: ln 2 and 0.25
+        within 2%; ln K, the cross-entropy of a uniform prediction over the config's K classes,
+        within 2%; without K, the ln K (K = 3..20) nearest the level within 0.2% only."""
+        out = [(math.log(2), "binary cross-entropy of a constant 0.5 prediction", 0.02),
+               (0.25, "squared error of a constant 0.5 prediction on 0/1 targets", 0.02)]
+        classes, source = signals.number_of_classes(run)
+        if classes is not None and classes > 2:
+            out.append((math.log(classes), f"cross-entropy of a uniform prediction over {classes} classes ({source})", 0.02))
+        elif level > 0:
+            k = int(round(math.exp(level)))
+            if 3 <= k <= 20:
+                out.append((math.log(k), f"cross-entropy of a uniform prediction over {k} classes (ln {k})", 0.002))
+        return out
 
     # --- lr context ----------------------------------------------------------------------------
     @staticmethod
