@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("captum")
+import torch
+import captum  # noqa: F401 - a declared dependency; its absence must fail, not skip
 from typer.testing import CliRunner  # noqa: E402
 
 from trainfix.cli.app import app  # noqa: E402

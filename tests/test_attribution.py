@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("captum")
+import torch
+import captum  # noqa: F401 - a declared dependency; its absence must fail, not skip
 nn = torch.nn
 
 from captum.attr import GuidedBackprop, LayerGradCam  # noqa: E402

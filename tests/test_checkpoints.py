@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 nn = torch.nn
 
 from trainfix.diagnostics import checkpoints as ck  # noqa: E402

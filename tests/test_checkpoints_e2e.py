@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 nn = torch.nn
 
 from typer.testing import CliRunner  # noqa: E402

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 nn = torch.nn
 
 from trainfix.diagnostics import checkpoints as ck  # noqa: E402

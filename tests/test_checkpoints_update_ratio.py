@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 nn = torch.nn
-pd = pytest.importorskip("pandas")
+import pandas as pd
 
 from trainfix.diagnostics import checkpoints as ck  # noqa: E402
 from trainfix.diagnostics.roles_vocab import LR, Resolution, RoleMap  # noqa: E402

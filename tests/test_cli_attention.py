@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("captum")
-pytest.importorskip("matplotlib")
+import torch
+import captum  # noqa: F401 - a declared dependency; its absence must fail, not skip
+import matplotlib  # noqa: F401 - a declared dependency; its absence must fail, not skip
 import yaml  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 

@@ -76,7 +76,6 @@ def test_a_single_log_file_can_be_checked(runs):
 
 
 def test_fail_on_from_settings(runs, tmp_path):
-    pytest.importorskip("trainfix.diagnostics.settings")
     cfg = tmp_path / "trainfix.toml"
     cfg.write_text('fail_on = "error"\n')
     assert invoke("check", runs["high"], "--settings", cfg).exit_code == 0
@@ -84,7 +83,6 @@ def test_fail_on_from_settings(runs, tmp_path):
 
 
 def test_config_file_with_any_name_is_read(runs, tmp_path):
-    pytest.importorskip("trainfix.diagnostics.settings")
     cfg = tmp_path / "ci-settings.toml"
     cfg.write_text('[tool.trainfix]\nfail_on = "error"\nignore = ["loss-nan"]\n'
                    '[tool.trainfix.detectors.final-loss-high]\nthreshold = 10.0\n')
@@ -94,7 +92,6 @@ def test_config_file_with_any_name_is_read(runs, tmp_path):
 
 
 def test_bad_settings_are_a_usage_error(runs, tmp_path):
-    pytest.importorskip("trainfix.diagnostics.settings")
     cfg = tmp_path / "trainfix.toml"
     cfg.write_text('[detectors.final-loss-high]\ntreshold = 10.0\n')
     assert_one_line_error(invoke("check", runs["high"], "--settings", cfg), "unknown parameter 'treshold'")

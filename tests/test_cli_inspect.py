@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 nn = torch.nn
 from typer.testing import CliRunner  # noqa: E402
 

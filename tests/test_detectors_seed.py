@@ -643,12 +643,10 @@ def test_attention_inconsistency_quiet_when_improving_or_high():
     quiet("attention-inconsistency", make_run({"attn/consistency": (steps, 0.8 + rng.normal(0, 0.03, steps.size))}))
 
 
-# --- the ingest's role resolution, when available -------------------------------------------------
+# --- the ingest's role resolution -------------------------------------------------
 def test_seed_runs_through_resolve_roles():
-    roles_mod = pytest.importorskip("trainfix.diagnostics.roles")
-    resolve = getattr(roles_mod, "resolve_roles", None)
-    if resolve is None:
-        pytest.skip("resolve_roles not available")
+    from trainfix.diagnostics.roles import resolve_roles as resolve
+
     cases = [
         ("sparsity-gradient-vanishing", sparsity_seed_run(np.random.default_rng(0))),
         ("aux-loss-dead", l1_normalised_run(np.random.default_rng(10))),
@@ -700,7 +698,7 @@ def test_lr_fires_on_log_only_when_far_below_and_flat():
 
 
 def test_through_the_engine_with_overrides():
-    engine = pytest.importorskip("trainfix.diagnostics.engine")
+    from trainfix.diagnostics import engine
     run = slow_loss_run(np.random.default_rng(20))
     report = engine.diagnose(run, select=["lr-miscaled"], params={"lr-miscaled": {"min_rule_shrink": "40"}})
     assert not [f for f in report.findings if f.detector == "lr-miscaled"]  # 32x shrink < 40: rule evidence off

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 nn = torch.nn
 
 from trainfix.errors import CheckpointError  # noqa: E402
