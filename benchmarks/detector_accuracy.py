@@ -113,10 +113,8 @@ def evaluate(corpus: list[synthetic.LabelledRun], early_fraction: float = 0.3) -
 
 def check_formats(corpus: list[synthetic.LabelledRun], limit: int = 6) -> list[str]:
     """Write some runs as CSV/JSONL/TensorBoard, read them back, compare the detectors that fire."""
-    try:
-        from trainfix.diagnostics.ingest import read_run  # type: ignore[attr-defined]
-    except ImportError as exc:
-        return [f"skipped: no reader available ({exc})"]
+    from trainfix.diagnostics.ingest import read_run
+
     lines = []
     picks = [c for c in corpus if c.label != "healthy"][::max(1, len(corpus) // (limit * 3))][:limit]
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,94 +32,18 @@ from typing import Any, Callable
 
 import numpy as np
 
-from trainfix.diagnostics.roles_vocab import (
-    ATTN_METRICS,
-    CLASS_METRICS,
-    GRAD_NORM,
-    LOSS_TERMS,
-    LOSS_TERMS_RAW,
-    LR,
-    MEMORY,
-    MIL_TEMPERATURE,
-    SPARSITY_ACTIVE_FRACTION,
-    TASK_LOSSES,
-    TRAIN_ACC,
-    TRAIN_LOSS,
-    TRAIN_LOSS_STEP,
-    UW_LOG_VARS,
-    UW_WEIGHTS,
-    VAL_ACC,
-    VAL_LOSS,
-    VAL_METRIC,
-    VAL_METRICS,
-    Resolution,
-    RoleMap,
-)
+from trainfix.diagnostics.roles_vocab import RoleMap
 from trainfix.diagnostics.run import Run
 
 Curves = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 # --- building a Run --------------------------------------------------------------------------------
-def _roles_by_hand(tags: list[str]) -> RoleMap:
-    """Role map for the canonical tags (used when ``trainfix.diagnostics.roles`` is unavailable)."""
-    how = "canonical name"
-    rm = RoleMap()
-    single = {
-        "train/loss": TRAIN_LOSS,
-        "train/loss_step": TRAIN_LOSS_STEP,
-        "val/loss": VAL_LOSS,
-        "train/acc": TRAIN_ACC,
-        "lr": LR,
-        "grad_norm": GRAD_NORM,
-        "mem/allocated_mb": MEMORY,
-        "sparsity/active_fraction": SPARSITY_ACTIVE_FRACTION,
-        "mil/temperature": MIL_TEMPERATURE,
-    }
-    for tag in tags:
-        if tag in single:
-            rm.single[single[tag]] = Resolution(tag, how, "min" if "loss" in tag else None)
-    groups: dict[str, dict[str, Resolution]] = {}
-    for tag in tags:
-        parts = tag.split("/")
-        if parts[0] == "loss" and len(parts) == 3 and parts[1] == "task":
-            groups.setdefault(TASK_LOSSES, {})[parts[2]] = Resolution(tag, how, "min")
-        elif parts[0] == "loss" and len(parts) == 3 and parts[2] == "raw":
-            groups.setdefault(LOSS_TERMS_RAW, {})[parts[1]] = Resolution(tag, how, "min")
-        elif parts[0] == "loss" and len(parts) == 2:
-            groups.setdefault(LOSS_TERMS, {})[parts[1]] = Resolution(tag, how, "min")
-        elif parts[0] == "uw" and len(parts) == 3 and parts[1] == "weight":
-            groups.setdefault(UW_WEIGHTS, {})[parts[2]] = Resolution(tag, how)
-        elif parts[0] == "uw" and len(parts) == 3 and parts[1] == "log_var":
-            groups.setdefault(UW_LOG_VARS, {})[parts[2]] = Resolution(tag, how)
-        elif parts[0] == "val" and len(parts) == 3 and parts[1] == "acc":
-            groups.setdefault(CLASS_METRICS, {})[parts[2]] = Resolution(tag, how, "max")
-        elif parts[0] == "val" and len(parts) == 2 and parts[1] != "loss":
-            groups.setdefault(VAL_METRICS, {})[parts[1]] = Resolution(tag, how, "max")
-        elif parts[0] == "attn" and len(parts) == 2:
-            groups.setdefault(ATTN_METRICS, {})[parts[1]] = Resolution(tag, how)
-    rm.groups.update(groups)
-    metrics = groups.get(VAL_METRICS, {})
-    for name in ("acc", "auc", "f1", "map"):
-        if name in metrics:
-            rm.single[VAL_METRIC] = Resolution(metrics[name].tag, how, "max")
-            break
-    if "acc" in metrics:
-        rm.single[VAL_ACC] = Resolution(metrics["acc"].tag, how, "max")
-    return rm
-
-
 def resolve(tags: list[str]) -> RoleMap:
-    """The run's role map: ``trainfix.diagnostics.roles.resolve_roles`` when available, else the
-    canonical-name mapping above."""
-    try:
-        from trainfix.diagnostics.roles import resolve_roles
-    except ImportError:
-        return _roles_by_hand(tags)
-    try:
-        return resolve_roles(tags)
-    except TypeError:  # an older signature: fall back rather than fail the corpus
-        return _roles_by_hand(tags)
+    """The run's role map, as the ingest resolves it (:func:`trainfix.diagnostics.roles.resolve_roles`)."""
+    from trainfix.diagnostics.roles import resolve_roles
+
+    return resolve_roles(tags)
 
 
 def make_run(curves: Curves, config: dict | None = None, name: str = "synthetic") -> Run:

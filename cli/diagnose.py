@@ -13,7 +13,6 @@ declared here are shared with ``trainfix check``.
 from __future__ import annotations
 
 import difflib
-import importlib
 import os
 import sys
 import tempfile
@@ -209,47 +208,14 @@ def parse_metrics(items: list[str]) -> dict[str, str]:
 
 
 def load_settings(paths: list[Path], config: Path | None) -> Any:
-    """Settings from ``--settings`` or the nearest pyproject.toml/trainfix.toml above the first path.
+    """Settings from ``--settings`` or the nearest pyproject.toml/trainfix.toml above the first path."""
+    from trainfix.diagnostics import settings as settings_mod
 
-    Returns None when the settings reader is not part of this build.
-    """
-    try:
-        settings_mod = importlib.import_module("trainfix.diagnostics.settings")
-    except ModuleNotFoundError as exc:
-        if exc.name == "trainfix.diagnostics.settings":
-            if config is not None:
-                raise UsageError("--settings is not supported by this build", "remove --settings") from None
-            return None
-        raise
     if config is not None:
-        if not config.is_file():
-            from trainfix.errors import InputError
-
-            raise InputError(f"settings file not found: {config}", "pass a pyproject.toml or trainfix.toml")
-        loader = getattr(settings_mod, "load_settings_file", None)
-        if loader is not None:
-            return loader(config)
-        return _settings_from_file(settings_mod, config)
+        return settings_mod.load_settings_file(config)
     start = paths[0] if paths else Path.cwd()
     start = start if start.is_dir() else start.parent
     return settings_mod.load_settings(start if start.exists() else Path.cwd())
-
-
-def _settings_from_file(settings_mod: Any, config: Path) -> Any:
-    """Settings from exactly ``config``: its ``[tool.trainfix]`` table, or its top level (the
-    trainfix.toml layout), validated by the settings module's parser."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(config.read_bytes().decode("utf-8", "replace"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{config}: not valid TOML: {exc}", "fix the file") from None
-    tool = data.get("tool", {})
-    raw = tool["trainfix"] if isinstance(tool, dict) and isinstance(tool.get("trainfix"), dict) else data
-    if config.name == "pyproject.toml" and raw is data:
-        raise UsageError(f"{config} has no [tool.trainfix] table", "add one, or pass the file that has it")
-    parse = getattr(settings_mod, "_parse", None)
-    return parse(raw, config) if parse else settings_mod.load_settings(config)
 
 
 def write_atomic(path: Path, text: str) -> None:

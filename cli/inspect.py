@@ -34,11 +34,8 @@ def load_model_ref(ref: str) -> Any:
         if path.suffix.lower() not in (".yaml", ".yml", ".json"):
             raise UsageError(f"--model {ref}: expected a trainfix config (.yaml) or module:factory",
                              "e.g. --model run/config.yaml or --model mypkg.models:build")
-        try:
-            from trainfix.trainers.build import model_from_config
-        except ImportError as exc:
-            raise UsageError(f"building a model from a config is not available: {exc}",
-                             "use --model module:factory instead") from None
+        from trainfix.trainers.build import model_from_config
+
         return model_from_config(path)
     if ":" not in ref:
         raise InputError(f"--model {ref}: no such config file, and not of the form module:factory",

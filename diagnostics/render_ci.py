@@ -12,7 +12,6 @@ error finding is a ``<failure>`` (all of one detector's findings in it), an inte
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -144,8 +143,3 @@ def _failure_text(f: Finding) -> str:
     if f.fixes:
         parts.append("fix: " + ", ".join(f.fixes))
     return "\n".join(parts)
-
-
-def github_step_summary_path() -> str | None:
-    """``$GITHUB_STEP_SUMMARY`` when running in GitHub Actions (the job summary file)."""
-    return os.environ.get("GITHUB_STEP_SUMMARY") or None

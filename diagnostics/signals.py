@@ -69,14 +69,6 @@ def usable(series: Any, missing: str, need: int, *, finite_only: bool = True) ->
     return series, ""
 
 
-def mad(values: Any) -> float:
-    """Median absolute deviation from the median (unscaled); nan when no finite values."""
-    arr = finite(values)
-    if arr.size == 0:
-        return float("nan")
-    return float(np.median(np.abs(arr - np.median(arr))))
-
-
 # --- noise -------------------------------------------------------------------------------------------
 def noise_scale(values: Any) -> float:
     """Robust point-to-point noise of a series, in the series' own units.

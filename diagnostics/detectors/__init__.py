@@ -42,6 +42,3 @@ def load(name: str) -> type[Detector]:
     module = importlib.import_module(f"{__name__}.{module_name}")
     return getattr(module, cls_name)
 
-
-def all_detectors() -> dict[str, type[Detector]]:
-    return {name: load(name) for name in DETECTORS}

@@ -151,11 +151,6 @@ def checkpoint_step(checkpoint_obj: Any) -> int:
     return 0
 
 
-def _mean(values: list) -> float | None:
-    v = [x for x in values if x is not None and math.isfinite(x)]
-    return sum(v) / len(v) if v else None
-
-
 def draw(subject: Subject, bundle: Any, n_measure: int, layer: str | None, ig_steps: int) -> dict[str, Any]:
     """Maps, per-sample metrics and means of ``subject`` on the first validation samples."""
     from trainfix.trainers.attribution.evaluation import val_inputs
