@@ -1,13 +1,14 @@
-"""Lower the learning rate: to the value the finding calls for, else to 0.3x.
+"""Lower the learning rate: to the value the finding calls for or into the optimizer's range, else to 0.3x.
 
 What it changes
 ---------------
 ``optimizer.lr`` multiplied by 0.3, or by more when the lr is further above the typical range: down
 to the finding's ``expected_lr`` or the top of its ``typical_range``, else (a finding without lr
-evidence, such as ``loss-divergence``) to the top of the typical range for the optimizer family
-and regime (``knobs.LR_RANGES``: from scratch Adam-family 1e-4..3e-3, SGD 1e-2..0.5; the config's
-optimizer name, AdamW for Hugging Face TrainingArguments, else the wider of the two).  So an lr
-of 0.5 with AdamW from scratch becomes 0.003, not 0.15.  In a foreign config every lr key found
+evidence, such as ``loss-divergence`` or ``nonfinite-loss``) an lr above the typical range for the
+optimizer family and regime goes to the middle of that range (``knobs.typical_lr``, the geometric
+middle of ``knobs.LR_RANGES``: from scratch Adam-family 1e-4..3e-3 -> 5.5e-4, SGD 1e-2..0.5 ->
+0.07; the config's optimizer name, AdamW for Hugging Face TrainingArguments), the lr the detectors
+call "expected".  So an lr of 0.5 with AdamW from scratch becomes 5.5e-4, not 0.15.  In a foreign config every lr key found
 (``lr``, ``learning_rate``, ``base_lr``, ``max_lr``, a recorded ``scaled_lr``) is scaled the same
 way.  The patch is relative: applied once per config (the provenance says so), never compounded.
 
@@ -41,16 +42,18 @@ FACTOR = 0.3
 MIN_FACTOR = 1e-3  # at most a 1000x cut in one fix
 
 
-def typical_top(config: dict) -> float:
-    """The top of the typical peak-lr range (:data:`trainfix.diagnostics.knobs.LR_RANGES`) for the
-    config's optimizer family and regime; Hugging Face TrainingArguments default to AdamW."""
+def typical_for(config: dict) -> tuple[float, float]:
+    """(top of the typical peak-lr range, the lr to aim for: its geometric middle), from
+    :data:`trainfix.diagnostics.knobs.LR_RANGES` for the config's optimizer family and regime;
+    Hugging Face TrainingArguments default to AdamW."""
     from trainfix.diagnostics import knobs
 
     name = knobs.optimizer_name(config or {})
     if name is None and {"per_device_train_batch_size", "learning_rate"} <= set(map(str, config or {})):
         name = "adamw"
     regime, _ = knobs.training_regime(config or {})
-    return float(knobs.lr_range(knobs.optimizer_family(name), regime)[1])
+    family = knobs.optimizer_family(name)
+    return float(knobs.lr_range(family, regime)[1]), float(knobs.typical_lr(family, regime))
 
 
 class LowerLr(Recipe):
@@ -77,9 +80,9 @@ class LowerLr(Recipe):
                 expected = None
         source = "the finding expects an lr of"
         if expected is None and (finding is None or "typical_range" not in (finding.evidence or {})):
-            hi = typical_top(config)
+            hi, middle = typical_for(config)
             if (effective or lr) > hi:
-                expected, source = hi, "the typical range for this optimizer tops at"
+                expected, source = middle, f"above the typical range (top {hi:g}); the middle of it is"
         if expected is not None and expected > 0:
             ratio = expected / (effective or lr)
             if ratio < FACTOR:
