@@ -46,7 +46,7 @@ TAIL_LINES = 20
 @command
 def apply_command(
     path: Annotated[Optional[Path], typer.Argument(help="Run dir, config file or checkpoint (default: the current directory).")] = None,
-    fix: Annotated[Optional[list[str]], typer.Option("--fix", "-f", help="Fix id to apply (repeatable). Default: the fixes the run's diagnosis recommends.")] = None,
+    fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Fix id to apply (repeatable). Default: the fixes the run's diagnosis recommends.")] = None,
     train_config: Annotated[Optional[Path], typer.Option("--train-config", help="The training config your script reads (edited instead of the one found in the run dir).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Where to write: a file, or a directory for <name>.fixed.<ext>.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,

@@ -1,8 +1,8 @@
 """`trainfix demo`: the whole loop on real data in a couple of minutes, on a CPU.
 
-It trains a seed story's buggy config on scikit-learn's digits, diagnoses the run, applies the
-recommended fix to the config (showing the diff), retrains the patched config, diagnoses again and
-compares the two runs.  ``DIR/buggy`` and ``DIR/fixed`` are kept (``--out DIR``; default: a fresh
+It reproduces a known training failure (``--scenario``: one of the example configs) on
+scikit-learn's digits, diagnoses the run, applies the recommended fix to the config (showing the
+diff), retrains the patched config, diagnoses again and compares the two runs.  ``DIR/buggy`` and ``DIR/fixed`` are kept (``--out DIR``; default: a fresh
 temporary directory whose path is printed), together with ``DIR/buggy.yaml`` and the patched
 ``DIR/fixed.yaml``.
 
@@ -26,11 +26,11 @@ from trainfix.stories import DEFAULT_SCENARIO, STORIES, LoopResult, Story, repai
 
 @command
 def demo_command(
-    scenario: Annotated[str, typer.Option("--scenario", help=f"Seed story: {', '.join(STORIES)}.")] = DEFAULT_SCENARIO,
+    scenario: Annotated[str, typer.Option("--scenario", help=f"Which failure to reproduce: {', '.join(STORIES)}.")] = DEFAULT_SCENARIO,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Keep the runs here (DIR/buggy, DIR/fixed).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Override run.seed of both runs.")] = None,
 ) -> None:
-    """Train a seed story's buggy config on digits, diagnose, fix, retrain, and compare (CPU, minutes)."""
+    """Reproduce a known training failure on digits, diagnose it, fix the config, retrain and compare (CPU, minutes)."""
     if scenario not in STORIES:
         import difflib
 
@@ -40,7 +40,7 @@ def demo_command(
     story = STORIES[scenario]
     target = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="trainfix-demo-"))
     con = out()
-    con.print(f"[bold]trainfix demo[/]: seed story {story.seed_story}, {escape(story.title)}")
+    con.print(f"[bold]trainfix demo[/]: {escape(story.title)} (examples/{escape(story.buggy)})")
     con.print(f"runs go to {escape(str(target))}")
     res = repair_loop(story, target, seed, log=lambda s: err().print(f"[cyan]{escape(s)}[/]"))
     render(con, story, res)

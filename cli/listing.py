@@ -155,6 +155,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def markdown_table(kind: str) -> str:
+    """The README's table of ``kind`` ("detectors" or "fixes"), from the same entries the listing
+    shows; ``tests/test_readme_tables.py`` checks the README against it, so the two cannot drift."""
+    def codes(names: Any) -> str:
+        return ", ".join(f"`{n}`" for n in names or ())
+
+    if kind == "detectors":
+        rows = ["| detector | default severity | what it catches | fixes, best first |", "| --- | --- | --- | --- |"]
+        rows += [f"| `{e.name}` | {e.attrs.get('severity', '')} | {e.summary.replace('``', '`')} | "
+                 f"{codes(e.attrs.get('fixes')) or '(none)'} |" for e in entries(kind)]
+    else:
+        rows = ["| fix | resolves | what it changes |", "| --- | --- | --- |"]
+        rows += [f"| `{e.name}` | {codes(e.attrs.get('resolves'))} | {e.summary.replace('``', '`')} |" for e in entries(kind)]
+    return "\n".join(rows)
+
+
 @command
 def list_command(
     what: Annotated[str, typer.Argument(help="detectors | fixes", metavar="detectors|fixes")],

@@ -66,10 +66,10 @@ def test_dry_run_writes_nothing(config):
 
 
 def test_applying_twice_changes_nothing_and_says_so(config):
-    assert run("apply", config, "-f", "lower-lr").exit_code == 0
+    assert run("apply", config, "--fix", "lower-lr").exit_code == 0
     fixed = config.with_name("buggy.fixed.yaml")
     before = fixed.read_text()
-    res = run("apply", fixed, "-f", "lower-lr", "-o", config.parent / "again.yaml")
+    res = run("apply", fixed, "--fix", "lower-lr", "-o", config.parent / "again.yaml")
     assert res.exit_code == 0
     assert "already applied" in res.stdout and "no file written" in res.stdout
     assert not (config.parent / "again.yaml").exists() and fixed.read_text() == before
@@ -78,7 +78,7 @@ def test_applying_twice_changes_nothing_and_says_so(config):
 def test_output_option_accepts_a_directory(config, tmp_path):
     outdir = tmp_path / "out"
     outdir.mkdir()
-    res = run("apply", config, "-f", "label-smoothing", "-o", outdir)
+    res = run("apply", config, "--fix", "label-smoothing", "-o", outdir)
     assert res.exit_code == 0, res.output
     assert (outdir / "buggy.fixed.yaml").exists()
 
@@ -143,7 +143,7 @@ def test_foreign_json_is_edited_in_place_of_its_keys(tmp_path):
     p = tmp_path / "training_args.json"
     p.write_text(json.dumps({"output_dir": "o", "learning_rate": 5e-5, "per_device_train_batch_size": 8,
                              "label_smoothing_factor": 0.0}, indent=2))
-    res = run("apply", p, "-f", "label-smoothing")
+    res = run("apply", p, "--fix", "label-smoothing")
     assert res.exit_code == 0, res.output
     assert "Hugging Face TrainingArguments" in res.stdout
     assert json.loads((tmp_path / "training_args.fixed.json").read_text())["label_smoothing_factor"] == 0.1
@@ -152,7 +152,7 @@ def test_foreign_json_is_edited_in_place_of_its_keys(tmp_path):
 def test_relaunch_cmd_failure_shows_exit_code_and_tail_and_keeps_config(config, tmp_path):
     script = tmp_path / "train.py"
     script.write_text("import sys\nprint('reading', sys.argv[-1])\nfor i in range(30): print('line', i)\nsys.exit(3)\n")
-    res = run("apply", config, "-f", "grad-clip", "--relaunch-cmd", f"{sys.executable} {script} --config {{config}}")
+    res = run("apply", config, "--fix", "grad-clip", "--relaunch-cmd", f"{sys.executable} {script} --config {{config}}")
     assert res.exit_code == 2
     assert "exit code 3" in res.stderr and "line 29" in res.stderr and "line 5\n" not in res.stderr
     assert "kept at" in res.stderr
@@ -163,13 +163,13 @@ def test_relaunch_cmd_gets_the_patched_path(config, tmp_path):
     script = tmp_path / "train.py"
     marker = tmp_path / "seen.txt"
     script.write_text(f"import sys, pathlib\npathlib.Path({str(marker)!r}).write_text(open(sys.argv[-1]).read())\n")
-    res = run("apply", config, "-f", "grad-clip", "--relaunch-cmd", f"{sys.executable} {script} {{config}}")
+    res = run("apply", config, "--fix", "grad-clip", "--relaunch-cmd", f"{sys.executable} {script} {{config}}")
     assert res.exit_code == 0, res.output
     assert "grad_clip: 1.0" in marker.read_text()
 
 
 def test_relaunch_cmd_needs_the_placeholder(config):
-    res = run("apply", config, "-f", "grad-clip", "--relaunch-cmd", "python train.py")
+    res = run("apply", config, "--fix", "grad-clip", "--relaunch-cmd", "python train.py")
     assert res.exit_code == 2 and "{config}" in res.stderr
 
 
@@ -240,12 +240,12 @@ def test_relaunch_trains_the_patched_config_and_can_warm_start(tmp_path):
                    "logging: {every_n_steps: 5}\n")
     first = tmp_path / "first"
     train(str(cfg), out_dir=first)
-    res = run("apply", first, "-f", "lower-lr", "--relaunch")
+    res = run("apply", first, "--fix", "lower-lr", "--relaunch")
     assert res.exit_code == 0, res.output
     new = tmp_path / "first-fixed"
     assert (new / "metrics.jsonl").exists()
     assert yaml.safe_load((new / "config.yaml").read_text())["optimizer"]["lr"] == pytest.approx(0.003)
-    res = run("apply", first, "-f", "grad-clip", "--relaunch", "--resume-from", first / "checkpoints" / "last.pt",
+    res = run("apply", first, "--fix", "grad-clip", "--relaunch", "--resume-from", first / "checkpoints" / "last.pt",
               "-o", tmp_path / "warm.yaml")
     assert res.exit_code == 0, res.output
     warm = tmp_path / "first-fixed-2" / "metrics.jsonl"
@@ -263,7 +263,7 @@ def test_relaunch_trains_the_patched_config_and_can_warm_start(tmp_path):
     # a warm start is a full new run (both epochs trained) that begins from the trained weights
     assert len(epochs_trained(warm)) == 2
     assert first_step_loss(warm) < 0.5 * first_step_loss(first / "metrics.jsonl")
-    res = run("apply", first, "-f", "two-stage-sparse", "--relaunch", "--resume-from", first / "checkpoints" / "last.pt",
+    res = run("apply", first, "--fix", "two-stage-sparse", "--relaunch", "--resume-from", first / "checkpoints" / "last.pt",
               "-o", tmp_path / "stages.yaml")
     assert res.exit_code == 2 and "not safe with two-stage-sparse" in res.stderr  # no warm start for it
     assert not (tmp_path / "stages.yaml").exists() and not (tmp_path / "first-fixed-3").exists()
@@ -272,7 +272,7 @@ def test_relaunch_trains_the_patched_config_and_can_warm_start(tmp_path):
 def test_advice_only_fix_writes_nothing_and_says_why(tmp_path):
     p = tmp_path / "args.yaml"
     p.write_text("lr: 0.001\nepochs: 10\n")
-    res = run("apply", p, "-f", "label-smoothing")
+    res = run("apply", p, "--fix", "label-smoothing")
     assert res.exit_code == 0, res.output
     assert "advice:" in res.stdout and "label_smoothing=0.1" in res.stdout
     assert "nothing written" in res.stdout and not (tmp_path / "args.fixed.yaml").exists()
