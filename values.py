@@ -21,7 +21,7 @@ FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 NONE_WORDS = frozenset({"none", "null", "~", ""})
 
 #: the top-level sections of trainfix's own run config, in the order they are documented
-TRAINFIX_SECTIONS = ("run", "data", "model", "loss", "optimizer", "schedule", "training", "sparse", "stages",
+TRAINFIX_SECTIONS = ("run", "data", "model", "loss", "optimizer", "schedule", "training", "sparse", "atcon", "stages",
                      "logging", "checkpoint", "applied_fixes")
 #: the sections every trainfix run config has
 REQUIRED_SECTIONS = ("data", "model")

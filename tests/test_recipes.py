@@ -255,10 +255,18 @@ def test_grad_clip_default_and_from_grad_norm_evidence():
 def test_label_smoothing_and_atcon_and_nan_guard():
     tree, _ = applied(cfg(), "label-smoothing")
     assert tree["loss"]["label_smoothing"] == 0.1
-    tree, _ = applied(ATTENTION, "atcon")
-    assert tree["loss"]["consistency_weight"] == 0.1
+    tree, _ = applied(ATTENTION, "atcon")  # ATCON as a fine-tuning stage of trainfix's trainer
+    sup, atc = tree["stages"]
+    assert atc["init_from"] == "last" and atc["overrides"]["training.mode"] == "atcon"
+    assert atc["overrides"]["atcon.unlabelled"] == "train" and sup["epochs"] + atc["epochs"] == ATTENTION["training"]["epochs"]
+    few = cfg(data={"name": "digits-canvas", "labelled_per_class": 5})
+    assert applied(few, "atcon")[0]["stages"][1]["overrides"]["atcon.unlabelled"] == "unlabelled"
     r = make_recipe("atcon")
-    assert r.plan(cfg()) is None and "ATCON" in r.reason
+    assert r.plan(copy.deepcopy(tree)) is None and "ATCON stage" in r.reason
+    foreign = r.plan({"lambda_consistency": 0.0, "lr": 0.001})
+    assert foreign.edits and any("ATCON" in a for a in foreign.advice)
+    advice_only = r.plan({"lr": 0.001})
+    assert advice_only is not None and not advice_only.edits and "Grad-CAM" in advice_only.advice[0]
     tree, patch = applied(cfg(run={"name": "t", "precision": "fp16", "device": "cpu"}), "nan-guard")
     assert tree["training"]["nonfinite_policy"] == "skip" and tree["training"]["grad_clip"] == 1.0
     assert any("bf16" in a for a in patch.advice) and any("lower-lr" in a for a in patch.advice)

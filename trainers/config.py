@@ -114,6 +114,7 @@ class TrainingConfig:
     max_nonfinite_skips: int = 3
     eval_every_epochs: int = 1
     global_batch: Optional[int] = None  # recorded: batch_size * grad_accum * world_size
+    mode: Literal["supervised", "atcon"] = "supervised"  # atcon: supervised steps alternate with ATCON's unlabelled ones
     attention_eval: Literal["auto", "on", "off"] = "auto"  # attn/* map metrics at eval (auto: models with a gradcam_layer)
     attention_samples: int = 128  # validation samples whose maps are measured
 
@@ -125,6 +126,20 @@ class SparseConfig:
     start_epoch: int = 0
     remask_every_epochs: int = 1
     scope: Literal["global", "layer"] = "global"  # one magnitude threshold for all layers, or per layer
+
+
+@dataclass
+class AtconConfig:
+    """ATCON's unlabelled steps (``training.mode: atcon``; see trainfix.trainers.atcon)."""
+
+    alpha: float = 8.0  # supervised step probability alpha*n_sup / (alpha*n_sup + n_unsup)
+    mask_intensity: float = 8.0  # w in sigmoid(w (g - (mean + std/2)) / std)
+    mask_scale: Literal["standardised", "raw"] = "standardised"  # raw: the paper code's unscaled map
+    pairing: Literal["gb-mask", "gradcam-mask"] = "gb-mask"  # mask from Guided Backprop, Grad-CAMs compared (or the other way)
+    unlabelled: Literal["unlabelled", "train", "val"] = "unlabelled"  # the unlabelled pool
+    batch_size: Optional[int] = None  # unlabelled batch size (default: training.batch_size)
+    weight: float = 1.0  # multiplies the consistency loss
+    layer: Optional[str] = None  # Grad-CAM layer (default: the model's own / its last Conv2d)
 
 
 @dataclass
@@ -162,6 +177,7 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sparse: SparseConfig = field(default_factory=SparseConfig)
+    atcon: AtconConfig = field(default_factory=AtconConfig)
     stages: list[StageConfig] = field(default_factory=list)  # when given, their epochs replace training.epochs
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -174,6 +190,7 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "training": TrainingConfig,
     "sparse": SparseConfig,
+    "atcon": AtconConfig,
     "logging": LoggingConfig,
     "checkpoint": CheckpointConfig,
 }
@@ -245,6 +262,7 @@ _POSITIVE = {
     "optimizer": ("reference_batch",),
     "schedule": ("step_epochs",),
     "sparse": ("remask_every_epochs",),
+    "atcon": ("alpha", "mask_intensity", "batch_size"),
 }
 
 
@@ -449,6 +467,7 @@ def from_dict(config: dict, *, imports: bool = False) -> RunConfig:
         schedule=_build_section(ScheduleConfig, config.get("schedule")),
         training=_build_section(TrainingConfig, config.get("training")),
         sparse=_build_section(SparseConfig, config.get("sparse")),
+        atcon=_build_section(AtconConfig, config.get("atcon")),
         stages=[_build_section(StageConfig, s) for s in config.get("stages") or []],
         logging=_build_section(LoggingConfig, config.get("logging")),
         checkpoint=_build_section(CheckpointConfig, config.get("checkpoint")),

@@ -99,6 +99,8 @@ def run_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, saved: dict | None
             for group in s.optimizer.param_groups:
                 group["lr"] = lr * group["lr_ratio"]
             log_now = (st.step + 1) % cfg.logging.every_n_steps == 0
+            for hook in s.hooks("before_step", s.callbacks):  # ATCON's unlabelled steps fall here
+                hook(s.model, s.optimizer, st.step, s.params, tc.grad_clip, device)
             step = train_step(s, ctx, micro_batches, n_micro, log_now, st.sums)
             st.step += 1
             st.batch += n_micro

@@ -159,7 +159,7 @@ def setup_stage(cfg: RunConfig, ctx: Context, stage: StageInfo, resuming: bool) 
     return Setup(cfg=cfg, plan=plan, bundle=bundle, model=model, loss_fn=loss_fn, optimizer=optimizer,
                  sample_weights=balanced_weights(bundle) if sampler == "balanced" else None,
                  scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16),
-                 callbacks=build_callbacks(cfg, model, plan.steps_per_epoch),
+                 callbacks=build_callbacks(cfg, model, plan.steps_per_epoch, bundle, info.world_size),
                  ema=EMA(model, cfg.training.ema_decay) if cfg.training.ema_decay else None,
                  amp_dtype=amp_dtype, device=device)
 
@@ -198,10 +198,15 @@ def write_data_info(path: Path, bundle: Any, stage: StageInfo) -> None:
     atomic_write_text(path, json.dumps(entries, indent=2, default=str) + "\n")
 
 
-def build_callbacks(cfg: RunConfig, model: torch.nn.Module, steps_per_epoch: int) -> list:
+def build_callbacks(cfg: RunConfig, model: torch.nn.Module, steps_per_epoch: int, bundle: Any = None,
+                    world_size: int = 1) -> list:
     callbacks = []
     if cfg.sparse.enabled:
         from trainfix.trainers.components.sparse import SparseTraining
 
         callbacks.append(SparseTraining(model, cfg.sparse, steps_per_epoch))
+    if cfg.training.mode == "atcon":  # unlabelled attention-consistency steps between the supervised ones
+        from trainfix.trainers.atcon import Atcon
+
+        callbacks.append(Atcon(cfg, bundle, model, cfg.run.seed, world_size))
     return callbacks
