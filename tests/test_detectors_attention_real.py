@@ -45,3 +45,10 @@ def test_gradcam_blank_fires_on_unloaded_maps_even_without_the_checkpoint():
 def test_both_attention_detectors_quiet_on_healthy_real_runs(run):
     found = findings(DATA / run)
     assert "gradcam-blank" not in found and "attention-inconsistency" not in found
+
+
+def test_attention_inconsistency_fires_on_a_few_label_run_whose_maps_disagree():
+    f = findings(DATA / "few-labels")["attention-inconsistency"]
+    assert f.evidence["metric"] == "gradcam_guided_agreement"
+    assert f.evidence["final_level"] < 0.45 and f.fixes == ["atcon"]
+    assert "gradcam-blank" not in findings(DATA / "few-labels")
