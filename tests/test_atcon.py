@@ -83,7 +83,7 @@ def test_unlabelled_steps_freeze_batchnorm_and_leave_grads_zero(bundle):
     weight0 = model.head.weight.detach().clone()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     a.before_step(model, opt, step, list(model.parameters()), None, torch.device("cpu"))
-    assert a.done > 0 and model.training
+    assert a.done > 0 and model.training and opt.param_groups[0]["lr"] == 1e-3  # lr_scale applied, then undone
     assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.num_batches_tracked, before[1])
     assert not torch.equal(model.head.weight, weight0)
     assert all(p.grad is None for p in model.parameters())

@@ -23,7 +23,9 @@ One unlabelled step on a batch ``x`` (pairing ``gb-mask``, the paper's main one)
    ``m``, which fades to the dataset mean);
 4. Grad-CAM of ``x`` and of the masked input for class ``c``, differentiable w.r.t. the weights
    (:func:`~trainfix.trainers.attribution.gradcam.grad_cam` with ``create_graph=True``);
-5. loss ``= -weight * mean_i p_i(c) r_i``, ``r`` the Pearson correlation of the two maps and ``p(c)``
+5. loss ``= -weight * mean_i p_i(c) r_i``, stepped at ``lr_scale`` times the supervised lr (with Adam
+   the update size hardly depends on ``weight``: its moments normalise the gradient's scale, so
+   ``lr_scale`` is the knob that makes an unlabelled step smaller than a supervised one); ``r`` the Pearson correlation of the two maps and ``p(c)``
    the class probability (detached: it says how much to trust the sample's explanation; a gradient
    through it would let the loss move the model's confidence instead of its maps).  The paper's
    code sums over the batch; the mean keeps the loss scale independent of the batch size.
@@ -160,6 +162,9 @@ class Atcon:
         layer = find_layer(model, self.layer_name)
         was_training = model.training
         model.eval()  # BatchNorm statistics frozen, dropout off (see the module docstring)
+        lrs = [group["lr"] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] * self.cfg.lr_scale
         try:
             for _ in range(k):
                 x = self.next_inputs(device)
@@ -175,6 +180,8 @@ class Atcon:
                 self._corr.append(stats["correlation"])
         finally:
             model.train(was_training)
+            for group, lr in zip(optimizer.param_groups, lrs):
+                group["lr"] = lr
 
     def scalars(self) -> dict[str, float]:
         """``loss/atcon`` (mean since the last logging step), the maps' correlation, step counts."""

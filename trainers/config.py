@@ -139,6 +139,7 @@ class AtconConfig:
     unlabelled: Literal["unlabelled", "train", "val"] = "unlabelled"  # the unlabelled pool
     batch_size: Optional[int] = None  # unlabelled batch size (default: training.batch_size)
     weight: float = 1.0  # multiplies the consistency loss
+    lr_scale: float = 1.0  # the unlabelled steps' lr as a fraction of the supervised lr (Adam ignores `weight`'s scale)
     layer: Optional[str] = None  # Grad-CAM layer (default: the model's own / its last Conv2d)
 
 
@@ -262,7 +263,7 @@ _POSITIVE = {
     "optimizer": ("reference_batch",),
     "schedule": ("step_epochs",),
     "sparse": ("remask_every_epochs",),
-    "atcon": ("alpha", "mask_intensity", "batch_size"),
+    "atcon": ("alpha", "mask_intensity", "batch_size", "lr_scale"),
 }
 
 
