@@ -7,9 +7,10 @@ never imported), the attention pictures the run holds, and with exactly two runs
 RUN_B``, before then after) overlays of the curves both logged.  See
 :mod:`trainfix.diagnostics.render_html` for what is drawn.
 
-Attention pictures: the PNG files of an ``attention/`` folder in the run dir (any depth below it)
-and those next to an ``attention.json`` (the files ``trainfix attention -o DIR`` writes), at most
-:data:`~trainfix.diagnostics.render_html.MAX_IMAGES` per run.
+Attention pictures: the PNG files ``trainfix attention -o DIR`` writes (``overview.png`` first,
+then ``samples/*.png``), found in any folder of the run dir holding an ``attention.json``, in an
+``attention*/`` folder of the run dir, or in the folders given with ``--attention`` (for every
+run); at most :data:`~trainfix.diagnostics.render_html.MAX_IMAGES` per run, within a byte budget.
 
 The output is written atomically and refused when it is one of the files the diagnosis read.
 Exit codes as ``diagnose``: 1 when a finding is at or above ``--fail-on`` (default: never, a report
@@ -56,6 +57,9 @@ def report_command(
     fail_on: Annotated[Optional[str], typer.Option("--fail-on", help="Exit 1 when a finding is at or above: error | warning | info.",
                                                    show_default=False, metavar="SEVERITY")] = None,
     config: ConfigOpt = None,
+    attention: Annotated[Optional[list[Path]], typer.Option(
+        "--attention", help="A folder written by 'trainfix attention -o DIR' whose pictures to include (repeatable).",
+        show_default=False, metavar="DIR")] = None,
 ) -> None:
     """Write an HTML report: curves with the flagged steps shaded, findings, evidence and fix diffs."""
     from trainfix.diagnostics import engine
@@ -69,7 +73,7 @@ def report_command(
     report = engine.diagnose_paths(run_dirs, metric_overrides=parse_metrics(metric or []), settings=settings,
                                    select=select, ignore=ignore, params=parse_params(param or []))
     refuse_input(output, report, run_dirs)
-    text = to_html(report, extras_for(report))
+    text = to_html(report, extras_for(report, attention or []))
     write_atomic(output, text)
     size = len(text.encode("utf-8"))
     common.err().print(f"wrote HTML report to {output} ({size / 1024:.0f} KiB, {len(report.runs)} run"
@@ -77,7 +81,7 @@ def report_command(
     raise typer.Exit(exit_code(report, Severity(fail_on)) if fail_on else 0)
 
 
-def extras_for(report: Any):
+def extras_for(report: Any, attention_dirs: list[Path] | None = None):
     """The fix diffs and attention pictures of every run in ``report``."""
     from trainfix.diagnostics.render_html import HtmlExtras
 
@@ -87,7 +91,7 @@ def extras_for(report: Any):
         extras.fixes.update(fixes)
         if note:
             extras.notes.setdefault(str(rr.path), []).append(note)
-        extras.images[str(rr.path)] = attention_images(Path(str(rr.path)))
+        extras.images[str(rr.path)] = attention_images(Path(str(rr.path)), extra=attention_dirs or [])
     return extras
 
 
@@ -134,21 +138,20 @@ def fix_views(rr: Any) -> tuple[dict[int, Any], str]:
     return out, ""
 
 
-def attention_images(run_dir: Path, limit: int | None = None) -> list[Path]:
-    """PNG files under ``run_dir/attention*/`` and beside an ``attention.json`` (regular files only)."""
+def attention_images(run_dir: Path, limit: int | None = None, extra: list[Path] | None = None) -> list[Path]:
+    """The attention pictures of a run (see the module docstring); regular files only."""
     from trainfix.diagnostics.render_html import MAX_IMAGES
 
     limit = limit or MAX_IMAGES
-    if not run_dir.is_dir():
-        return []
+    folders: list[Path] = [Path(d) for d in extra or [] if Path(d).is_dir()]
+    if run_dir.is_dir():
+        folders += [j.parent for j in sorted(run_dir.glob("attention.json")) + sorted(run_dir.glob("*/attention.json"))
+                    if j.is_file() and not j.is_symlink()]
+        folders += [d for d in sorted(run_dir.glob("attention*")) if d.is_dir() and not d.is_symlink()]
     found: list[Path] = []
-    folders = [d for d in sorted(run_dir.glob("attention*")) if d.is_dir() and not d.is_symlink()]
-    folders += [j.parent for j in sorted(run_dir.glob("*/attention.json")) if j.is_file()]
-    if (run_dir / "attention.json").is_file():
-        folders.append(run_dir)
     for folder in dict.fromkeys(folders):
-        pattern = "**/*.png" if folder.name.startswith("attention") else "*.png"
-        for p in sorted(folder.glob(pattern)):
+        pngs = [folder / "overview.png"] + sorted(folder.glob("*.png")) + sorted(folder.glob("*/*.png"))
+        for p in pngs:
             if p.is_file() and not p.is_symlink() and p not in found:
                 found.append(p)
             if len(found) >= limit:

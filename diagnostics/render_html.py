@@ -11,7 +11,8 @@ overlays of the curves both runs logged come first.
 
 Size: a series is cut to at most :data:`MAX_POINTS` points by keeping each bucket's minimum and
 maximum (spikes survive the cut), so a typical report stays well under 2 MB; attention pictures
-are limited in number and size (:data:`MAX_IMAGES`, :data:`MAX_IMAGE_BYTES`).
+are limited in number and size (:data:`MAX_IMAGES`, :data:`MAX_IMAGE_BYTES` each,
+:data:`MAX_IMAGES_TOTAL` per run).
 
 Non-finite values (NaN, Inf) cannot be drawn as a line: each one is a red tick along the top
 edge of the chart at its step, and the chart's title counts them.
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 MAX_POINTS = 600
 MAX_IMAGES = 12
 MAX_IMAGE_BYTES = 600_000
+MAX_IMAGES_TOTAL = 1_200_000  # bytes of pictures per run, so the report stays small
 #: roles drawn for every run that has them, in this order
 KEY_ROLES = ("train_loss", "train_loss_step", "val_loss", "val_acc", "val_metric", "lr", "grad_norm")
 SEVERITY_COLOUR = {"error": "#d62728", "warning": "#ff9f1c", "info": "#1f77b4"}
@@ -309,6 +311,7 @@ def _finding_card(f: Finding, anchor: str, fix: FixView | None) -> str:
 
 def _images_html(paths: list[Path]) -> str:
     out = []
+    total = 0
     for p in paths[:MAX_IMAGES]:
         try:
             if not p.is_file() or p.is_symlink() or p.stat().st_size > MAX_IMAGE_BYTES:
@@ -316,8 +319,9 @@ def _images_html(paths: list[Path]) -> str:
             data = p.read_bytes()
         except OSError:
             continue
-        if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        if not data.startswith(b"\x89PNG\r\n\x1a\n") or total + len(data) > MAX_IMAGES_TOTAL:
             continue
+        total += len(data)
         b64 = base64.b64encode(data).decode("ascii")
         out.append(f'<figure style="display:inline-block;margin:4px"><img alt="{html.escape(p.name)}" '
                    f'src="data:image/png;base64,{b64}"/><figcaption class="muted">{html.escape(p.name)}</figcaption></figure>')

@@ -121,14 +121,22 @@ def test_attention_pictures_are_embedded(tmp_path):
     from PIL import Image
 
     run = write_run(synthetic.healthy("fast"), tmp_path / "att")
-    (run / "attention").mkdir()
+    study = run / "maps"  # what `trainfix attention -o RUN/maps` writes
+    (study / "samples").mkdir(parents=True)
+    (study / "attention.json").write_text("{}")
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, format="PNG")
-    (run / "attention" / "sample-0.png").write_bytes(buf.getvalue())
-    (run / "attention" / "fake.png").write_bytes(b"not a png")
+    (study / "overview.png").write_bytes(buf.getvalue())
+    (study / "samples" / "sample_000.png").write_bytes(buf.getvalue())
+    (study / "samples" / "fake.png").write_bytes(b"not a png")
     text, _ = _report([run], tmp_path)
-    assert text.count("data:image/png;base64,") == 1
-    assert "sample-0.png" in text
+    assert text.count("data:image/png;base64,") == 2
+    assert text.index("overview.png") < text.index("sample_000.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "overview.png").write_bytes(buf.getvalue())
+    text, _ = _report([run], tmp_path, "--attention", str(elsewhere))
+    assert text.count("data:image/png;base64,") == 3
 
 
 def test_report_refuses_to_write_over_an_input(two_runs, tmp_path):
