@@ -7,7 +7,7 @@ their repositories have them, and ``corpus.csv`` (one row per file: repository, 
 id, format, the run's label and a one-line reason read off its numbers).  See its README.
 
 Each run folder is diagnosed the way ``trainfix diagnose FOLDER`` does it, in process, through
-:func:`trainfix.diagnostics.engine.diagnose_paths` with default settings (nothing is read from a
+:func:`trainfix.diagnostics.pipeline.diagnose_paths` with default settings (nothing is read from a
 ``pyproject.toml`` above the corpus) and every detector at its default thresholds unless ``--param``
 overrides them.  A finding counts when its severity is warning or error; info findings never do.
 
@@ -101,7 +101,7 @@ def load_corpus(table: Path = TABLE) -> list[dict[str, Any]]:
 
 def diagnose_run(folder: Path, params: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Diagnose one corpus folder as ``trainfix diagnose`` does; never raises."""
-    from trainfix.diagnostics import engine
+    from trainfix.diagnostics import pipeline
     from trainfix.diagnostics.finding import Severity
     from trainfix.diagnostics.settings import Settings
 
@@ -110,7 +110,7 @@ def diagnose_run(folder: Path, params: dict[str, dict[str, Any]]) -> dict[str, A
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            report = engine.diagnose_paths([folder], settings=Settings(), params=params)
+            report = pipeline.diagnose_paths([folder], settings=Settings(), params=params)
     except Exception as exc:  # an unread run is a result, not a crash of the benchmark
         out["unread"] = f"{type(exc).__name__}: {exc}"
         return out

@@ -211,7 +211,7 @@ def diagnose_quietly(run_dir: Path):
     if not has_logs(run_dir):
         return None
     try:
-        from trainfix.diagnostics.engine import diagnose_paths
+        from trainfix.diagnostics.pipeline import diagnose_paths
 
         from trainfix.cli.common import expected_model
 

@@ -108,7 +108,7 @@ def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, 
     ``step_summary`` (github format in ``check``): also append the Markdown report to
     ``$GITHUB_STEP_SUMMARY`` when it is set, and print the one-line summary on stderr.
     """
-    from trainfix.diagnostics import engine
+    from trainfix.diagnostics import pipeline
 
     fmt = choice(fmt, FORMATS, "--format")
     if fail_on is not None:
@@ -119,7 +119,7 @@ def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, 
     if fail_on is None:
         s_fail = getattr(settings, "fail_on", None)
         fail_on = choice(s_fail, SEVERITIES, "fail_on in [tool.trainfix]") if s_fail else default_fail_on
-    report = engine.diagnose_paths(paths, metric_overrides=metrics, settings=settings, select=select,
+    report = pipeline.diagnose_paths(paths, metric_overrides=metrics, settings=settings, select=select,
                                    ignore=ignore, params=params, model_builder=common.expected_model,
                                    train_config=train_config)
     emit(report, fmt, output=output, show_skipped=show_skipped)

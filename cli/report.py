@@ -62,7 +62,7 @@ def report_command(
         show_default=False, metavar="DIR")] = None,
 ) -> None:
     """Write an HTML report: curves with the flagged steps shaded, findings, evidence and fix diffs."""
-    from trainfix.diagnostics import engine
+    from trainfix.diagnostics import pipeline
     from trainfix.diagnostics.finding import Severity
     from trainfix.diagnostics.render_html import to_html
     from trainfix.diagnostics.report import exit_code
@@ -70,7 +70,7 @@ def report_command(
     if fail_on is not None:
         fail_on = choice(fail_on, SEVERITIES, "--fail-on")
     settings = load_settings(run_dirs, config)
-    report = engine.diagnose_paths(run_dirs, metric_overrides=parse_metrics(metric or []), settings=settings,
+    report = pipeline.diagnose_paths(run_dirs, metric_overrides=parse_metrics(metric or []), settings=settings,
                                    select=select, ignore=ignore, params=parse_params(param or []))
     refuse_input(output, report, run_dirs)
     text = to_html(report, extras_for(report, attention or []))

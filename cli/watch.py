@@ -81,7 +81,7 @@ def watch_command(
     config: ConfigOpt = None,
 ) -> None:
     """Follow a run as it trains: print each new finding once; optionally stop the training."""
-    from trainfix.diagnostics.engine import diagnose_paths
+    from trainfix.diagnostics.pipeline import diagnose_paths
     from trainfix.diagnostics.finding import Severity
     from trainfix.diagnostics.live import LiveDiagnosis
 

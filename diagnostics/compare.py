@@ -35,9 +35,9 @@ LOWER_IS_BETTER = {"val std", "largest val drop", "step loss max/min", "per-clas
 
 def diagnose_one(path: Path, model_builder: Any = None, metric_overrides: dict[str, str] | None = None):
     """The diagnosis (RunReport, with its Run) of exactly one run at ``path`` (``model_builder``:
-    see :func:`~trainfix.diagnostics.engine.diagnose_paths`; ``metric_overrides``: role -> tag, as
+    see :func:`~trainfix.diagnostics.pipeline.diagnose_paths`; ``metric_overrides``: role -> tag, as
     ``--metric``)."""
-    from trainfix.diagnostics.engine import diagnose_paths
+    from trainfix.diagnostics.pipeline import diagnose_paths
 
     if not Path(path).exists():
         raise InputError(f"no such run directory: {path}", "give two run directories (before, after)")

@@ -35,8 +35,8 @@ from typing import Any, Iterable, Mapping
 
 from trainfix import values
 from trainfix.diagnostics.finding import Finding, Severity, Skip
-from trainfix.diagnostics.report import Report, RunReport
-from trainfix.errors import InputError, UsageError
+from trainfix.diagnostics.report import RunReport
+from trainfix.errors import UsageError
 
 if typing.TYPE_CHECKING:
     from trainfix.diagnostics.run import Run
@@ -191,57 +191,15 @@ def missing_roles(detector_cls: type, run: "Run") -> str | None:
     return None
 
 
-def diagnose_paths(
-    paths: Iterable[str | Path],
-    *,
-    metric_overrides: Mapping[str, str] | None = None,
-    settings: Any = None,
-    select: Iterable[str] | None = None,
-    ignore: Iterable[str] | None = None,
-    params: Mapping[str, Mapping[str, Any]] | None = None,
-    detectors: Mapping[str, type] | None = None,
-    model_builder: Any = None,
-    train_config: str | Path | None = None,
-) -> Report:
-    """Read every run under ``paths`` (a directory may hold several runs) and diagnose each.
-
-    ``train_config`` is the user's training config outside the run dirs (``--train-config``),
-    read with every run.
-
-    ``model_builder`` (config dict -> :class:`~trainfix.diagnostics.run.ExpectedModel`) lets
-    checkpoint detectors compare checkpoints with the model a run's trainfix config builds; the
-    commands pass :func:`trainfix.trainers.build.expected_model` (registered components only).
-    Without it that comparison is skipped: diagnostics never builds models on its own.
-
-    Settings (``[tool.trainfix]``) supply role overrides, parameter overrides and select/ignore;
-    explicit arguments win: ``metric_overrides`` and ``params`` are merged over the settings',
-    ``select`` replaces the settings' select, ``ignore`` adds to the settings' ignore.
-    """
-    s_metrics = dict(getattr(settings, "metrics", None) or {})
-    s_params = {k: dict(v) for k, v in (getattr(settings, "detectors", None) or {}).items()}
-    merged_params = s_params
-    for name, kv in (params or {}).items():
-        merged_params.setdefault(name, {}).update(kv)
-    sel = list(select or []) or list(getattr(settings, "select", None) or [])
-    ign = list(getattr(settings, "ignore", None) or []) + list(ignore or [])
-    metrics = {**s_metrics, **dict(metric_overrides or {})}
-
-    # validate selectors and parameters once, up front, so a typo fails before any reading
+def check_options(detectors: Mapping[str, type] | None, select: list[str], ignore: list[str],
+                  params: Mapping[str, Mapping[str, Any]]) -> None:
+    """Validate selectors and parameter overrides against the table (UsageError with did-you-mean),
+    so that a typo fails before any file is read."""
     table = _Table(detectors)
-    select_detectors(table.names, sel, ign)
-    _check_param_names(table.names, merged_params)
-    for name, overrides in merged_params.items():
+    select_detectors(table.names, select, ignore)
+    _check_param_names(table.names, params)
+    for name, overrides in params.items():
         resolve_params(table.load(name), overrides)
-
-    reports = []
-    for path in paths:
-        for run_path in _find_runs(Path(path)):
-            run = _read_run(run_path, metric_overrides=metrics or None, settings=settings,
-                            train_config=train_config)
-            run.model_builder = model_builder
-            reports.append(diagnose(run, select=sel, ignore=ign, params=merged_params,
-                                    detectors=detectors))
-    return Report(reports)
 
 
 # --- value coercion --------------------------------------------------------------------------
@@ -353,25 +311,3 @@ def _first_step(f: Finding) -> float:
         return float(f.steps[0]) if f.steps else 0.0
     except (TypeError, ValueError, IndexError):
         return 0.0
-
-
-# --- ingest (imported lazily: the reader lands in its own package) ---------------------------
-
-
-def _find_runs(path: Path) -> list[Path]:
-    if not path.exists():
-        raise InputError(f"no such file or directory: {path}", "pass a run directory or a log file")
-    if path.is_file():
-        return [path]
-    from trainfix.diagnostics.ingest import find_runs
-
-    runs = list(find_runs(path))
-    return runs or [path]
-
-
-def _read_run(path: Path, *, metric_overrides: Mapping[str, str] | None, settings: Any,
-              train_config: str | Path | None = None) -> "Run":
-    from trainfix.diagnostics.ingest import read_run
-
-    return read_run(path, metric_overrides=dict(metric_overrides) if metric_overrides else None,
-                    settings=settings, train_config=train_config)

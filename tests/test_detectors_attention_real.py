@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainfix.diagnostics.engine import diagnose_paths
+from trainfix.diagnostics.pipeline import diagnose_paths
 
 DATA = Path(__file__).parent / "data" / "attention"
 

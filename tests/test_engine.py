@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainfix.diagnostics import engine
+from trainfix.diagnostics import engine, pipeline
 from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.report import Report, exit_code, max_severity
@@ -339,32 +339,32 @@ def test_diagnose_paths_merges_settings_and_arguments(monkeypatch, tmp_path):
         ignore = ["needs-val"]
         fail_on = None
 
-    monkeypatch.setattr(engine, "_find_runs", fake_find)
-    monkeypatch.setattr(engine, "_read_run", fake_read)
-    rep = engine.diagnose_paths([tmp_path], settings=S(), metric_overrides={"lr": "LR"}, detectors=TABLE)
+    monkeypatch.setattr(pipeline, "_find_runs", fake_find)
+    monkeypatch.setattr(pipeline, "_read_run", fake_read)
+    rep = pipeline.diagnose_paths([tmp_path], settings=S(), metric_overrides={"lr": "LR"}, detectors=TABLE)
     assert [r.path for r in rep.runs] == [tmp_path / "r1", tmp_path / "r2"]
     assert seen["overrides"][0] == {"val_acc": "Val Acc", "lr": "LR"}
     assert rep.runs[0].checked == ["high-loss", "needs-any"]
     assert rep.runs[0].findings == []  # threshold 5 from settings
-    rep = engine.diagnose_paths([tmp_path], settings=S(), params={"high-loss": {"threshold": "2"}}, detectors=TABLE)
+    rep = pipeline.diagnose_paths([tmp_path], settings=S(), params={"high-loss": {"threshold": "2"}}, detectors=TABLE)
     assert rep.runs[0].findings[0].evidence == {"value": 3.0, "threshold": 2.0}  # mode=max kept from settings
-    rep = engine.diagnose_paths([tmp_path], settings=S(), select=["loss"], detectors=TABLE)
+    rep = pipeline.diagnose_paths([tmp_path], settings=S(), select=["loss"], detectors=TABLE)
     assert rep.runs[0].checked == ["loss-quiet"]  # an explicit select replaces the settings' select
 
 
 def test_diagnose_paths_checks_selectors_before_reading(monkeypatch, tmp_path):
-    monkeypatch.setattr(engine, "_read_run", lambda *a, **k: pytest.fail("read before validating"))
+    monkeypatch.setattr(pipeline, "_read_run", lambda *a, **k: pytest.fail("read before validating"))
     with pytest.raises(UsageError):
-        engine.diagnose_paths([tmp_path], select=["nope"], detectors=TABLE)
+        pipeline.diagnose_paths([tmp_path], select=["nope"], detectors=TABLE)
     with pytest.raises(UsageError, match="is not a number"):
-        engine.diagnose_paths([tmp_path], params={"high-loss": {"threshold": "x"}}, detectors=TABLE)
+        pipeline.diagnose_paths([tmp_path], params={"high-loss": {"threshold": "x"}}, detectors=TABLE)
 
 
 def test_a_missing_path_is_an_input_error(tmp_path):
     from trainfix.errors import InputError
 
     with pytest.raises(InputError, match="no such file or directory"):
-        engine.diagnose_paths([tmp_path / "missing"], detectors=TABLE)
+        pipeline.diagnose_paths([tmp_path / "missing"], detectors=TABLE)
 
 
 def test_findings_from_a_detector_get_its_table_name():

@@ -66,7 +66,7 @@ def test_split_and_labels_are_checked_by_the_benchmark():
 
 
 def test_every_run_is_read():
-    from trainfix.diagnostics.engine import _find_runs
+    from trainfix.diagnostics.pipeline import _find_runs
     from trainfix.diagnostics.ingest import read_run
     from trainfix.diagnostics.settings import Settings
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from trainfix.cli.app import app
 import synthetic_runs as synthetic
-from trainfix.diagnostics.engine import diagnose_paths
+from trainfix.diagnostics.pipeline import diagnose_paths
 from trainfix.diagnostics.render_html import downsample, to_html
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
