@@ -34,12 +34,12 @@ def cpu_call(fn: Callable[[], Any]) -> float:
     return time.process_time() - c0
 
 
-def cpu_subprocess(cmd: list[str], env: dict | None = None) -> float:
-    """User+system CPU seconds of a command run to completion (its exit status must be 0 or 1)."""
+def cpu_subprocess(cmd: list[str], env: dict | None = None, ok: tuple[int, ...] = (0, 1)) -> float:
+    """User+system CPU seconds of a command run to completion (its exit status must be in ``ok``)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in ok:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 

@@ -12,7 +12,7 @@ import typer
 from trainfix import __version__
 from trainfix.cli import common
 
-app = typer.Typer(
+_app = typer.Typer(
     name="trainfix",
     help="Training-instability triage for PyTorch: diagnose a run, apply a fix, retrain, prove it.",
     no_args_is_help=True,
@@ -28,7 +28,7 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
+@_app.callback()
 def root(
     version: Annotated[
         Optional[bool],
@@ -40,39 +40,58 @@ def root(
     common.set_debug(debug)
 
 
-def _register() -> None:
-    from trainfix.cli import (
-        apply,
-        attention,
-        check,
-        compare,
-        demo,
-        diagnose,
-        explain,
-        inspect,
-        listing,
-        metrics,
-        report,
-        train,
-        watch,
-    )
-
-    app.command("diagnose")(diagnose.diagnose_command)
-    app.command("check")(check.check_command)
-    app.command("metrics")(metrics.metrics_command)
-    app.command("explain")(explain.explain_command)
-    app.command("list")(listing.list_command)
-    app.command("inspect")(inspect.inspect_command)
-    app.command("apply")(apply.apply_command)
-    app.command("train")(train.train_command)
-    app.command("compare")(compare.compare_command)
-    app.command("demo")(demo.demo_command)
-    app.command("report")(report.report_command)
-    app.command("attention")(attention.attention_command)
-    app.command("watch")(watch.watch_command)
+#: Command name -> (module under ``trainfix.cli``, function), in the order ``--help`` lists them.
+COMMANDS = {
+    "diagnose": ("diagnose", "diagnose_command"),
+    "check": ("check", "check_command"),
+    "metrics": ("metrics", "metrics_command"),
+    "explain": ("explain", "explain_command"),
+    "list": ("listing", "list_command"),
+    "inspect": ("inspect", "inspect_command"),
+    "apply": ("apply", "apply_command"),
+    "train": ("train", "train_command"),
+    "compare": ("compare", "compare_command"),
+    "demo": ("demo", "demo_command"),
+    "report": ("report", "report_command"),
+    "attention": ("attention", "attention_command"),
+    "watch": ("watch", "watch_command"),
+}
+_registered: set[str] = set()
 
 
-_register()
+def _register(only: str | None = None) -> typer.Typer:
+    """Register every command, or ``only`` the one about to run.
+
+    Each command module imports what its command needs (rich markdown, the trainer's config
+    schema, ...); importing all thirteen is most of what a small ``diagnose`` costs, so the console
+    script registers only the command it was asked for (:func:`main`).  ``from trainfix.cli.app
+    import app`` (tests, embedding) gets them all.
+    """
+    import importlib
+
+    for name, (module, func) in COMMANDS.items():
+        if name in _registered or (only is not None and name != only):
+            continue
+        _app.command(name)(getattr(importlib.import_module(f"trainfix.cli.{module}"), func))
+        _registered.add(name)
+    return _app
+
+
+def __getattr__(name: str):
+    if name == "app":
+        return _register() if len(_registered) < len(COMMANDS) else _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _invoked(argv: list[str]) -> str | None:
+    """The command ``argv`` runs (the first word after the root options), if it is one of ours."""
+    for arg in argv:
+        if arg in ("--help", "--version"):
+            return None
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
 
 
 def main() -> None:
@@ -89,7 +108,7 @@ def main() -> None:
         from click import exceptions as click_exceptions
 
     try:
-        rv = app(standalone_mode=False)
+        rv = _register(_invoked(sys.argv[1:]))(standalone_mode=False)
     except click_exceptions.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare command: its help, as click would
             sys.stdout.write(exc.format_message() + "\n")

@@ -61,6 +61,9 @@ def apply_command(
     if not target.exists():
         raise InputError(f"no such file or directory: {target}", "give a run directory, a config file or a checkpoint")
     fixes = list(fix or [])
+    from trainfix.fixes.recommend import check_fix_ids
+
+    check_fix_ids(fixes)  # a misspelled --fix fails here, before any file is read or diagnosed
     if relaunch and relaunch_cmd:
         raise UsageError("--relaunch and --relaunch-cmd are alternatives", "use --relaunch for trainfix configs, --relaunch-cmd for your own script")
     if resume_from is not None and not relaunch:

@@ -34,6 +34,22 @@ def make_recipe(recipe_id: str):
     return load(recipe_id)()
 
 
+def check_fix_ids(fix_ids: Iterable[str]) -> None:
+    """Raise UsageError (with a did-you-mean) for the first id that names no fix recipe.
+
+    Cheap (a table look-up): ``apply`` calls it before reading or diagnosing anything, so a typo
+    costs nothing but the start of the command."""
+    import difflib
+
+    from trainfix.errors import UsageError
+
+    for fix_id in fix_ids:
+        if fix_id not in RECIPES:
+            close = difflib.get_close_matches(fix_id, list(RECIPES), n=1, cutoff=0.5)
+            raise UsageError(f"unknown fix '{fix_id}'" + (f"; did you mean '{close[0]}'?" if close else ""),
+                             "trainfix list fixes shows every fix id")
+
+
 def best_fix(config: dict, finding: Finding, *, covered: Iterable[str] = (), artifacts: bool = False) -> Recommendation:
     """The first fix id in ``finding.fixes`` whose plan on ``config`` is not None (or that is
     already in ``covered``: recommended for another finding, so this one shares it)."""
@@ -95,7 +111,6 @@ def plan_fixes(config: dict, fix_ids: Iterable[str], findings: Iterable[Finding]
     config's provenance shows them applied.  Raises FixError for a fix with no safe edit (its
     reason) and UsageError for an unknown id (with a did-you-mean) or an artifact recipe.
     """
-    import difflib
 
     from trainfix.errors import FixError, UsageError
 
@@ -103,11 +118,8 @@ def plan_fixes(config: dict, fix_ids: Iterable[str], findings: Iterable[Finding]
     done = {str(e.get("id")) for e in provenance if isinstance(e, dict)}
     patches: list[Patch] = []
     already: list[str] = []
+    check_fix_ids(fix_ids)
     for fix_id in fix_ids:
-        if fix_id not in RECIPES:
-            close = difflib.get_close_matches(fix_id, list(RECIPES), n=1, cutoff=0.5)
-            raise UsageError(f"unknown fix '{fix_id}'" + (f"; did you mean '{close[0]}'?" if close else ""),
-                             "trainfix list fixes shows every fix id")
         recipe = make_recipe(fix_id)
         if recipe.kind != "config":
             raise UsageError(f"'{fix_id}' repairs a checkpoint, not a config",
