@@ -55,6 +55,7 @@ COMMANDS = {
     "report": ("report", "report_command"),
     "attention": ("attention", "attention_command"),
     "watch": ("watch", "watch_command"),
+    "merge": ("merge", "merge_command"),
 }
 _registered: set[str] = set()
 
@@ -63,7 +64,7 @@ def _register(only: str | None = None) -> typer.Typer:
     """Register every command, or ``only`` the one about to run.
 
     Each command module imports what its command needs (rich markdown, the trainer's config
-    schema, ...); importing all thirteen is most of what a small ``diagnose`` costs, so the console
+    schema, ...); importing all of them is most of what a small ``diagnose`` costs, so the console
     script registers only the command it was asked for (:func:`main`).  ``from trainfix.cli.app
     import app`` (tests, embedding) gets them all.
     """

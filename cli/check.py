@@ -21,12 +21,14 @@ from trainfix.cli.diagnose import (
     FailOnOpt,
     FormatOpt,
     IgnoreOpt,
+    JobsOpt,
     MetricOpt,
     OldConfigOpt,
     OutputOpt,
     ParamOpt,
     PathsArg,
     SelectOpt,
+    ShardOpt,
     SkippedOpt,
     TrainConfigOpt,
     refuse_old_config,
@@ -58,6 +60,8 @@ def check_command(
     config: ConfigOpt = None,
     train_config: TrainConfigOpt = None,
     old_config: OldConfigOpt = None,
+    jobs: JobsOpt = None,
+    shard: ShardOpt = None,
 ) -> None:
     """CI gate: exit 1 when a finding is at or above --fail-on (default: warning).
 
@@ -68,5 +72,5 @@ def check_command(
     code = run_and_render(paths, fmt=fmt, output=output, select=select, ignore=ignore, param=param,
                           metric=metric, fail_on=fail_on, default_fail_on="warning",
                           show_skipped=show_skipped, config=config, exit_zero=exit_zero, junit=junit,
-                          step_summary=fmt == "github", train_config=train_config)
+                          step_summary=fmt == "github", train_config=train_config, jobs=jobs, shard=shard)
     raise typer.Exit(code)

@@ -12,6 +12,7 @@ declared here are shared with ``trainfix check``.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import sys
@@ -58,6 +59,12 @@ TrainConfigOpt = Annotated[Optional[Path], typer.Option(
     "--train-config", help="Your training config (YAML/JSON) when it is not in the run dir; read as the run's config.",
     show_default=False, metavar="FILE")]
 OldConfigOpt = Annotated[Optional[str], typer.Option("--config", hidden=True, show_default=False)]
+JobsOpt = Annotated[Optional[int], typer.Option(
+    "--jobs", "-j", help="Worker processes for many runs (default: the number of cores).", show_default=False,
+    metavar="N")]
+ShardOpt = Annotated[Optional[str], typer.Option(
+    "--shard", help="Only the K-th of N shares of the runs found (K/N, e.g. 3/8); join the JSON reports with "
+    "'trainfix merge'.", show_default=False, metavar="K/N")]
 
 
 def refuse_old_config(value: str | None) -> None:
@@ -83,6 +90,8 @@ def diagnose_command(
     old_config: OldConfigOpt = None,
     tensorboard: Annotated[bool, typer.Option(
         "--tensorboard", help="Also write each finding as a TensorBoard text summary (a new event file in the run dir).")] = False,
+    jobs: JobsOpt = None,
+    shard: ShardOpt = None,
 ) -> None:
     """Diagnose training runs: findings with their numbers and the fix for each.
 
@@ -92,7 +101,7 @@ def diagnose_command(
     code = run_and_render(run_dirs, fmt=fmt or "rich", output=output, select=select, ignore=ignore,
                           param=param, metric=metric, fail_on=fail_on, default_fail_on="error",
                           show_skipped=show_skipped, config=config, tensorboard=tensorboard,
-                          train_config=train_config)
+                          train_config=train_config, jobs=jobs, shard=shard)
     raise typer.Exit(code)
 
 
@@ -102,15 +111,20 @@ def diagnose_command(
 def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, ignore, param, metric,
                    fail_on: str | None, default_fail_on: str, show_skipped: bool, config: Path | None,
                    exit_zero: bool = False, junit: Path | None = None, step_summary: bool = False,
-                   tensorboard: bool = False, train_config: Path | None = None) -> int:
+                   tensorboard: bool = False, train_config: Path | None = None, jobs: int | None = None,
+                   shard: str | None = None) -> int:
     """Validate options, diagnose ``paths``, write the report, return the exit code (0 or 1).
 
     ``step_summary`` (github format in ``check``): also append the Markdown report to
     ``$GITHUB_STEP_SUMMARY`` when it is set, and print the one-line summary on stderr.
     """
     from trainfix.diagnostics import pipeline
+    from trainfix.diagnostics.parallel import default_jobs, parse_shard
 
     fmt = choice(fmt, FORMATS, "--format")
+    shard_kn = parse_shard(shard)
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs {jobs}: needs at least one worker", "--jobs 1 diagnoses the runs one by one")
     if fail_on is not None:
         fail_on = choice(fail_on, SEVERITIES, "--fail-on")
     params = parse_params(param or [])
@@ -119,9 +133,11 @@ def run_and_render(paths: list[Path], *, fmt: str, output: Path | None, select, 
     if fail_on is None:
         s_fail = getattr(settings, "fail_on", None)
         fail_on = choice(s_fail, SEVERITIES, "fail_on in [tool.trainfix]") if s_fail else default_fail_on
-    report = pipeline.diagnose_paths(paths, metric_overrides=metrics, settings=settings, select=select,
-                                   ignore=ignore, params=params, model_builder=common.expected_model,
-                                   train_config=train_config)
+    with progress_bar(enabled=fmt == "rich" and output is None) as progress:
+        report = pipeline.diagnose_paths(paths, metric_overrides=metrics, settings=settings, select=select,
+                                       ignore=ignore, params=params, model_builder=common.expected_model,
+                                       train_config=train_config, jobs=jobs or default_jobs(), shard=shard_kn,
+                                       progress=progress)
     emit(report, fmt, output=output, show_skipped=show_skipped)
     if tensorboard:
         write_tensorboard(report)
@@ -164,6 +180,34 @@ def emit(report: Report, fmt: str, *, output: Path | None, show_skipped: bool) -
     else:
         sys.stdout.write(render(report, fmt, show_skipped=show_skipped))
         sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool):
+    """A ``progress(done, total)`` callback drawing a rich progress bar on stderr while many runs
+    are diagnosed, on a terminal only; None (nothing drawn) in CI formats, in pipes and for one run."""
+    if not enabled or not common.err().is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("diagnosing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=common.err(), transient=True)
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if total < 2:
+            return
+        if task is None:
+            bar.start()
+            task = bar.add_task("runs", total=total)
+        bar.update(task, completed=done)
+
+    try:
+        yield update
+    finally:
+        bar.stop()
 
 
 def choice(value: str, allowed: tuple[str, ...], option: str) -> str:

@@ -8,6 +8,8 @@ what the commands call with what the user typed (paths, ``[tool.trainfix]`` sett
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -30,8 +32,15 @@ def diagnose_paths(
     detectors: Mapping[str, type] | None = None,
     model_builder: Any = None,
     train_config: str | Path | None = None,
+    jobs: int = 1,
+    shard: tuple[int, int] | None = None,
+    progress: Any = None,
 ) -> Report:
     """Read every run under ``paths`` (a directory may hold several runs) and diagnose each.
+
+    ``jobs`` worker processes diagnose the runs (:mod:`~trainfix.diagnostics.parallel`; the
+    report keeps the order the runs were found in); ``shard=(K, N)`` keeps only the K-th of N
+    interleaved shares of them; ``progress(done, total)`` is called as runs finish.
 
     ``train_config`` is the user's training config outside the run dirs (``--train-config``),
     read with every run.
@@ -56,15 +65,32 @@ def diagnose_paths(
 
     engine.check_options(detectors, sel, ign, merged_params)  # a typo fails before any reading
 
-    reports = []
-    for path in paths:
-        for run_path in _find_runs(Path(path)):
-            run = _read_run(run_path, metric_overrides=metrics or None, settings=settings,
-                            train_config=train_config)
-            run.model_builder = model_builder
-            reports.append(engine.diagnose(run, select=sel, ignore=ign, params=merged_params,
-                                    detectors=detectors))
-    return Report(reports)
+    from trainfix.diagnostics.parallel import map_ordered, take_shard
+
+    run_paths = take_shard([r for path in paths for r in _find_runs(Path(path))], shard)
+    job = _RunJob(metrics or None, settings, train_config, model_builder, sel, ign, merged_params, detectors)
+    return Report(map_ordered(job, run_paths, jobs=jobs, progress=progress))
+
+
+@dataclasses.dataclass
+class _RunJob:
+    """Read and diagnose one run (a picklable callable, so worker processes can run it)."""
+
+    metric_overrides: Mapping[str, str] | None
+    settings: Any
+    train_config: str | Path | None
+    model_builder: Any
+    select: list[str]
+    ignore: list[str]
+    params: Mapping[str, Mapping[str, Any]]
+    detectors: Mapping[str, type] | None
+
+    def __call__(self, run_path: Path):
+        run = _read_run(run_path, metric_overrides=self.metric_overrides, settings=self.settings,
+                        train_config=self.train_config)
+        run.model_builder = self.model_builder
+        return engine.diagnose(run, select=self.select, ignore=self.ignore, params=self.params,
+                               detectors=self.detectors)
 
 
 def _find_runs(path: Path) -> list[Path]:
