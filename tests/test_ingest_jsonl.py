@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from trainfix.diagnostics.ingest import read_run
 from trainfix.diagnostics.ingest.discover import classify
 
@@ -133,3 +135,52 @@ def test_hf_trainer_state_mixed_entries(tmp_path):
     assert run.series("predict_loss").steps.tolist() == [300]
     assert run.config["trainer_state"]["train_batch_size"] == 16
     assert "eval_runtime" not in run.roles.group("val_metrics").values()
+
+
+def _by_tag(table):
+    out = {}
+    for i, tag in enumerate(table.tags):
+        sel = table.codes == i
+        # repr: NaN equals NaN, and 1.0 vs 1 or -0.0 vs 0.0 would still differ
+        out[tag] = (table.steps[sel].tolist(), [repr(v) for v in table.values[sel].tolist()],
+                    [repr(v) for v in table.wall_times[sel].tolist()])
+    return out
+
+
+_SAMPLES = {
+    "wide": '{"step": 1, "epoch": 0, "wall_time": 5.0, "train/loss": 1.5, "lr": 0.1}\n'
+            '{"step": 2, "epoch": 0, "train/loss": 1.25}\n\n'
+            '{"step": 2, "epoch": 0, "val/acc": 0.5, "train/loss": 1.0}\n',
+    "fractional": '{"epoch": 0.5, "loss": 2}\n{"epoch": 1.0, "loss": 1}\n{"loss": 0.5}\n',
+    "big-int-step": '{"global_step": 12345678901234, "loss": 1}\n{"global_step": 12345678901235, "loss": 2}\n',
+    "mixed": '{"step": 1, "loss": 1.0, "name": "x"}\n{"step": 2, "loss": 0.5, "ok": true}\n',
+    "bad-line": '{"step": 1, "loss": 1.0}\nnot json\n{"step": 2, "loss": 0.5}\n',
+    "nbsp": '\u00a0{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.5}\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SAMPLES))
+def test_columnar_path_and_line_by_line_path_agree(tmp_path, name):
+    from trainfix.diagnostics.ingest.jsonlog import read_jsonl
+
+    f = tmp_path / "metrics.jsonl"
+    f.write_text(_SAMPLES[name], encoding="utf-8")
+    fast, careful = read_jsonl(f, "m"), read_jsonl(f, "m", careful_only=True)
+    assert _by_tag(fast) == _by_tag(careful)
+    assert (fast.notes, fast.corrupt_records, fast.truncated) == (careful.notes, careful.corrupt_records, careful.truncated)
+
+
+def test_columnar_paths_agree_on_the_real_logs():
+    from pathlib import Path
+
+    from trainfix.diagnostics.ingest.jsonlog import read_jsonl, read_trainer_state
+
+    root = Path(__file__).parent / "data" / "real-logs"
+    jsonl = sorted(root.rglob("*.jsonl")) + sorted(root.rglob("log.txt"))
+    states = sorted(root.rglob("trainer_state.json"))
+    assert jsonl and states
+    for f in jsonl:
+        assert _by_tag(read_jsonl(f, "x")) == _by_tag(read_jsonl(f, "x", careful_only=True)), f
+    for f in states:
+        (a, ca), (b, cb) = read_trainer_state(f, "x"), read_trainer_state(f, "x", careful_only=True)
+        assert _by_tag(a) == _by_tag(b) and ca == cb, f

@@ -80,7 +80,138 @@ class _MMDetSteps:
         return self.offset + self.last_iter
 
 
-def read_jsonl(path: Path, source: str) -> Table:
+_NUMBER_TYPES = (int, float)  # exact types: bool is not a number here, as in _numbers
+#: Files up to this size may take the columnar path (it holds every parsed line at once).
+FAST_PATH_MAX_BYTES = 256 << 20
+
+
+def _flat(objs: list) -> bool:
+    """Every object a dict whose values are all plain numbers (no text, bool, null, nesting)."""
+    num = _NUMBER_TYPES
+    return all(type(o) is dict for o in objs) and all(type(v) in num for o in objs for v in o.values())
+
+
+def _columns(objs: list[dict], per_group) -> tuple:
+    """The points of flat numeric objects, built one key at a time instead of one point at a time.
+
+    Objects are grouped by their key tuple (train lines, eval lines, ...); ``per_group(keys, rows)``
+    gives a group's steps and wall times (arrays over ``rows``) and the keys that are not tags (the
+    step key, wall-time keys).  Points come out grouped by tag, each tag in file order -- what the
+    assembly makes of the point-by-point order too.  Returns (tags, codes, steps, values, walls).
+    """
+    import numpy as np
+
+    groups: dict[tuple, list[int]] = {}
+    for i, o in enumerate(objs):
+        groups.setdefault(tuple(o), []).append(i)
+    tag_index: dict[str, int] = {}
+    parts = []
+    for keys, rows in groups.items():
+        steps, walls, drop = per_group(keys, rows)
+        idx = np.asarray(rows, dtype=np.int64)
+        for k in keys:
+            if k in drop:
+                continue
+            code = tag_index.setdefault(k, len(tag_index))
+            vals = np.fromiter([objs[i][k] for i in rows], dtype=np.float64, count=len(rows))
+            parts.append((np.full(len(rows), code, dtype=np.int32), idx, steps, vals, walls))
+    if not parts:
+        return [], np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    cols = [np.concatenate([p[j] for p in parts]) for j in range(5)]
+    order = np.lexsort((cols[1], cols[0]))
+    return list(tag_index), cols[0][order], cols[2][order], cols[3][order], cols[4][order]
+
+
+def _steps_of(values: list, fallback) -> tuple[list[int], bool]:
+    """``_as_step`` of each value (``fallback(i)`` where it gives None); whether any did."""
+    if all(type(v) is int for v in values):
+        return values, False
+    out, missing = [], False
+    for i, v in enumerate(values):
+        step = _as_step(v)
+        if step is None:
+            missing = True
+            step = fallback(i)
+        out.append(step)
+    return out, missing
+
+
+_ASCII_SPACE = " \t\n\r\x0b\x0c"  # what bytes.strip() strips
+
+
+def _read_jsonl_columns(path: Path, source: str) -> Table | None:
+    """The columnar path for the common file: every line one flat object of numbers (trainfix's
+    ``metrics.jsonl``, most trainers' wide logs).  None when any line is not (text values, nested
+    objects, long form, mmdetection, a bad or truncated line): then the careful path reads it.
+
+    Lines are cut and stripped as the careful path cuts them, and each is parsed with the JSON
+    module's own C scanner, which is what ``json.loads`` runs minus its per-call overhead.
+    """
+    import json.scanner
+
+    import numpy as np
+
+    from trainfix.diagnostics.ingest.safe_read import current_budget
+
+    with open_input(path) as fh:
+        if fh.seek(0, 2) > FAST_PATH_MAX_BYTES:
+            return None
+        fh.seek(0)
+        data = fh.read()
+    if not data.endswith(b"\n") or b"\r" in data:
+        return None  # a last line still being written, or \r line ends: the careful path
+    max_line = current_budget().max_line
+    if len(data) >= max_line and any(len(ln) >= max_line for ln in data.split(b"\n")):
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    del data
+    scan = json.scanner.make_scanner(json.JSONDecoder())
+    objs = []
+    try:
+        for raw in text.split("\n"):
+            line = raw.strip(_ASCII_SPACE)
+            if not line:
+                continue
+            obj, end = scan(line, 0)
+            if end != len(line):
+                return None  # "extra data" for json.loads
+            objs.append(obj)
+    except (StopIteration, ValueError):
+        return None
+    del text
+    if not objs or not _flat(objs):
+        return None
+    fractional = False
+
+    def per_group(keys: tuple, rows: list[int]):
+        nonlocal fractional
+        sk = next((k for k in STEP_KEYS if k in keys), None)
+        if sk is None:
+            steps = [i + 1 for i in rows]  # the line number (every line is an object here)
+        else:
+            steps, missing = _steps_of([objs[i][sk] for i in rows], lambda j: rows[j] + 1)
+            fractional |= missing
+        wk = next((k for k in WALL_KEYS if k in keys), None)
+        walls = (np.fromiter([objs[i][wk] for i in rows], np.float64, len(rows)) if wk is not None
+                 else np.full(len(rows), np.nan))
+        drop = set(WALL_KEYS) | ({sk} if sk is not None and sk != "epoch" else set())
+        return np.asarray(steps, dtype=np.int64), walls, drop
+
+    tags, codes, st, vals, wt = _columns(objs, per_group)
+    notes = ["fractional or missing steps: line number used as step"] if fractional else []
+    return Table(source, "jsonl", source, tags, codes, st, vals, wt, notes=notes)
+
+
+def read_jsonl(path: Path, source: str, *, careful_only: bool = False) -> Table:
+    """Read one JSON-lines log: the columnar path when every line is a flat object of numbers,
+    else line by line (``careful_only`` forces that; the tests compare both)."""
+    if not careful_only:
+        fast = _read_jsonl_columns(path, source)
+        if fast is not None:
+            return fast
     points = PointBuilder()
     corrupt = 0
     truncated = False
@@ -151,13 +282,31 @@ def read_jsonl(path: Path, source: str) -> Table:
     return points.table(source, "jsonl", corrupt_records=corrupt, truncated=truncated, notes=notes)
 
 
-def read_trainer_state(path: Path, source: str) -> tuple[Table, dict]:
+def read_trainer_state(path: Path, source: str, *, careful_only: bool = False) -> tuple[Table, dict]:
     """Hugging Face ``trainer_state.json``: ``log_history`` entries (train and eval mixed) become
-    points at their ``step``; the other top-level fields are returned as config."""
+    points at their ``step``; the other top-level fields are returned as config.  Entries that are
+    all flat objects of numbers take the columnar path (``careful_only``: entry by entry)."""
     with open_input(path) as fh:
         state = json.loads(fh.read().decode("utf-8", "replace"))
     if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
         raise ValueError("not a trainer_state.json (no log_history list)")
+    config = {k: v for k, v in state.items() if k not in ("log_history", "stateful_callbacks", "trial_params")}
+    history = state["log_history"]
+    if not careful_only and history and _flat(history):
+        import numpy as np
+
+        steps, last_step = [], 0
+        for entry in history:
+            step = _as_step(entry.get("step"))
+            last_step = step = last_step if step is None else step
+            steps.append(step)
+        all_steps = np.asarray(steps, dtype=np.int64)
+
+        def per_group(keys: tuple, rows: list[int]):
+            return all_steps[rows], np.full(len(rows), np.nan), {"step"}
+
+        tags, codes, st, vals, wt = _columns(history, per_group)
+        return Table(source, "trainer_state", source, tags, codes, st, vals, wt), {"trainer_state": config}
     points = PointBuilder()
     last_step = 0
     for entry in state["log_history"]:
@@ -171,5 +320,4 @@ def read_trainer_state(path: Path, source: str) -> tuple[Table, dict]:
             if tag == "step":
                 continue
             points.add(tag, step, val)
-    config = {k: v for k, v in state.items() if k not in ("log_history", "stateful_callbacks", "trial_params")}
     return points.table(source, "trainer_state"), {"trainer_state": config}
