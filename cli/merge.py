@@ -1,9 +1,9 @@
 """`trainfix merge REPORT.json...`: join the JSON reports of the shards of one sweep into one.
 
 Each shard of a sweep (``trainfix diagnose SWEEP --shard K/N --format json -o shard-K.json`` in
-a Slurm array, Kubernetes jobs or a CI matrix) writes a schema-1 report; ``merge`` concatenates
-their ``runs`` in the order given (a run that two reports both hold is kept once, from the first)
-and writes one schema-1 document to stdout or ``-o FILE`` (atomically, never over an input).
+a Slurm array, Kubernetes jobs or a CI matrix) writes a schema-1 report; ``merge`` joins their
+``runs`` sorted by path, the order ``diagnose`` finds them in (a run that two reports both hold is
+kept once, from the first report given) and writes one schema-1 document to stdout or ``-o FILE`` (atomically, never over an input).
 ``--fail-on SEVERITY`` makes the exit code the gate over the whole sweep: 1 when any finding of
 any run is at or above it.  The reports are read as data: a file that is not a schema-1 report
 ends in one error line and exit 2.
@@ -40,7 +40,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def merge_reports(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One schema-1 document holding the runs of ``docs`` in order, each run path once."""
+    """One schema-1 document holding the runs of ``docs`` sorted by path, each path once."""
     from trainfix import __version__
 
     seen: set[str] = set()
@@ -52,6 +52,7 @@ def merge_reports(docs: list[dict[str, Any]]) -> dict[str, Any]:
                 continue
             seen.add(key)
             runs.append(run)
+    runs.sort(key=lambda run: str(run.get("path")))
     return {"schema": 1, "trainfix_version": __version__, "runs": runs}
 
 
