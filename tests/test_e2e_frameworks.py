@@ -10,6 +10,11 @@ the finding is gone in ``trainfix compare``.
 - PyTorch Lightning (``CSVLogger`` under ``lightning_logs/version_0/``, ``LearningRateMonitor``'s
   ``lr-SGD``): a learning rate far too high for SGD; apply finds Lightning's ``hparams.yaml`` in
   the run dir and the script is relaunched on the patched copy.
+- Hugging Face Trainer (with accelerate; a tiny BERT fine-tuned from tests/data/hf-tiny-bert-counting,
+  no download; ``trainer_state.json`` with ``training_args.bin`` and ``training_args.json`` beside
+  it): lr 5 with AdamW, the validation accuracy never beats its first evaluation and ends at
+  chance; the user's JSON (``model_name_or_path`` + TrainingArguments keys, read with
+  ``HfArgumentParser``) is passed with ``--train-config``.
 
 Small data (sklearn digits, generated token sequences), a few epochs, one thread.  Each test
 prints its before/after figures.
@@ -153,3 +158,37 @@ def test_lightning_script_lr_far_too_high(tmp_path):
     assert rows[acc]["a"] < 0.2 and rows[acc]["b"] > 0.8
     report("lightning", " + ".join(sorted(found)), "lower-lr", rows, acc)
 
+HF_COMMON = {"per_device_train_batch_size": 32, "per_device_eval_batch_size": 128, "logging_steps": 5,
+             "eval_strategy": "epoch", "save_strategy": "no", "report_to": "none", "seed": 0, "use_cpu": True,
+             "disable_tqdm": True}
+
+
+PRETRAINED = Path(__file__).parent / "data" / "hf-tiny-bert-counting"
+
+
+def test_hf_trainer_script_fine_tune_lr_far_too_high(tmp_path):
+    # a small pretrained model (made by the same script, see its README) fine-tuned at lr 5 with AdamW
+    pretrained = PRETRAINED
+    args = tmp_path / "finetune.json"
+    args.write_text(json.dumps(dict(HF_COMMON, model_name_or_path=str(pretrained), learning_rate=5.0,
+                                    num_train_epochs=6), indent=2))
+    before = tmp_path / "run"
+    train("hf_trainer_train.py", "--args", args, before)
+    assert (before / "training_args.bin").is_file() and (before / "training_args.json").is_file()
+    found = findings(before)
+    assert "validation-never-improves" in found and "lower-lr" in found["validation-never-improves"]["fixes"], found
+
+    out = trainfix("apply", before, "--train-config", args, "--relaunch-cmd",
+                   relaunch_cmd("hf_trainer_train.py", "--args"))
+    assert "resolved" in out
+    fixed = json.loads((tmp_path / "finetune.fixed.json").read_text())
+    assert isinstance(fixed["learning_rate"], float) and 1e-6 <= fixed["learning_rate"] <= 3e-4  # fine-tuning range
+    assert fixed["model_name_or_path"] == str(pretrained)
+
+    after = tmp_path / "run-fixed"
+    data, rows = figures(before, after)
+    for detector in found:  # every finding of the broken run is gone
+        check_gone(data, detector)
+    acc = ("final eval_accuracy", "eval_accuracy")
+    assert rows[acc]["a"] < 0.6 and rows[acc]["b"] > 0.7
+    report("hf-trainer", " + ".join(sorted(found)), "lower-lr", rows, acc)

@@ -39,7 +39,6 @@ from __future__ import annotations
 from trainfix.fixes.base import Recipe, evidence_number, sig
 
 FACTOR = 0.3
-MIN_FACTOR = 1e-3  # at most a 1000x cut in one fix
 
 
 def typical_for(config: dict) -> tuple[float, float]:
@@ -86,7 +85,7 @@ class LowerLr(Recipe):
         if expected is not None and expected > 0:
             ratio = expected / (effective or lr)
             if ratio < FACTOR:
-                factor = max(ratio, MIN_FACTOR)
+                factor = ratio  # the target lies in the optimizer's range, however far the lr was above it
                 b.note(f"{source} {expected:.3g}: factor {factor:.3g}")
         reason = f"lr x{sig(factor, 2):g}: smaller steps leave the unstable regime"
         b.scale("lr", factor, reason)
