@@ -97,7 +97,7 @@ def apply_command(
     con.print(f"config: [bold]{escape(str(config_path))}[/] ({_flavor_text(doc.flavor)})")
 
     logs_here = has_logs(run_dir) and (target.is_dir() or is_one_run(run_dir))
-    report = diagnose_quietly(run_dir) if logs_here else None
+    report = diagnose_quietly(run_dir, train_config) if logs_here else None
     findings = list(report.findings) if report is not None else []
     if not fixes:
         if report is None:
@@ -153,7 +153,8 @@ def apply_command(
         new_run = run_user_command(relaunch_cmd, out_path, relaunch_dir(the_run, out_path))
     else:
         return
-    finish_with_comparison(before, new_run)
+    # the old run used the user's config as it was, the new one the patched copy
+    finish_with_comparison(before, new_run, train_config, out_path if train_config is not None else None)
 
 
 def _sidecar_exists(doc: Any, out_path: Path) -> bool:
@@ -207,8 +208,9 @@ def _flavor_text(flavor: str) -> str:
 # --------------------------------------------------------------------------- diagnosis
 
 
-def diagnose_quietly(run_dir: Path):
-    """The diagnosis of ``run_dir`` when it holds readable logs of one run, else None."""
+def diagnose_quietly(run_dir: Path, train_config: Optional[Path] = None):
+    """The diagnosis of ``run_dir`` (read with the user's ``train_config`` when given, as
+    ``diagnose --train-config`` does) when it holds readable logs of one run, else None."""
     from trainfix.errors import TrainfixError
 
     if not has_logs(run_dir):
@@ -218,7 +220,7 @@ def diagnose_quietly(run_dir: Path):
 
         from trainfix.cli.common import expected_model
 
-        report = diagnose_paths([run_dir], model_builder=expected_model)
+        report = diagnose_paths([run_dir], model_builder=expected_model, train_config=train_config)
     except (TrainfixError, ImportError):
         return None
     runs = list(getattr(report, "runs", []) or [])
@@ -388,7 +390,8 @@ def run_user_command(template: str, config_path: Path, out_dir: Path) -> Optiona
     return out_dir if "{out}" in template else None
 
 
-def finish_with_comparison(before: Optional[Path], after: Optional[Path]) -> None:
+def finish_with_comparison(before: Optional[Path], after: Optional[Path], before_config: Optional[Path] = None,
+                           after_config: Optional[Path] = None) -> None:
     """End a relaunch with ``trainfix compare BEFORE AFTER`` (or say why it cannot)."""
     con = out()
     if after is None:
@@ -407,4 +410,5 @@ def finish_with_comparison(before: Optional[Path], after: Optional[Path]) -> Non
     from trainfix.diagnostics.compare import comparison, diagnose_one
 
     con.print()
-    render(comparison(diagnose_one(before, expected_model), diagnose_one(after, expected_model)))
+    render(comparison(diagnose_one(before, expected_model, train_config=before_config),
+                      diagnose_one(after, expected_model, train_config=after_config)))

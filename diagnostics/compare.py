@@ -33,15 +33,17 @@ LOWER_IS_BETTER = {"val std", "largest val drop", "step loss max/min", "per-clas
                    "final val loss"}
 
 
-def diagnose_one(path: Path, model_builder: Any = None, metric_overrides: dict[str, str] | None = None):
+def diagnose_one(path: Path, model_builder: Any = None, metric_overrides: dict[str, str] | None = None,
+                 train_config: Path | None = None):
     """The diagnosis (RunReport, with its Run) of exactly one run at ``path`` (``model_builder``:
     see :func:`~trainfix.diagnostics.pipeline.diagnose_paths`; ``metric_overrides``: role -> tag, as
-    ``--metric``)."""
+    ``--metric``; ``train_config``: the user's training config outside the run dir)."""
     from trainfix.diagnostics.pipeline import diagnose_paths
 
     if not Path(path).exists():
         raise InputError(f"no such run directory: {path}", "give two run directories (before, after)")
-    report = diagnose_paths([path], model_builder=model_builder, metric_overrides=metric_overrides)
+    report = diagnose_paths([path], model_builder=model_builder, metric_overrides=metric_overrides,
+                            train_config=train_config)
     runs = list(report.runs)
     if len(runs) != 1:
         raise InputError(f"{path} holds {len(runs)} runs; compare needs exactly one on each side",

@@ -5,6 +5,8 @@
   configs, not checkpoints); with several, the first, and how many more take the same command.
 - A config fix on a run whose training config ``apply RUN_DIR`` can find (the same choice as
   :func:`~trainfix.diagnostics.ingest.configs.pick_training_config`): ``trainfix apply RUN --fix ID``.
+- A run diagnosed with ``--train-config FILE`` (the report's configs list it with its full path):
+  the command passes the same file.
 - No config in the run dir, or several with no way to tell which: the command carries
   ``--train-config`` with the file to pass (the candidate, or a placeholder for the config the
   user's script reads) and says why.
@@ -39,10 +41,11 @@ def fix_command(rr: Any, f: Finding) -> str:
 
     path = Path(str(rr.path))
     run_dir = path if not path.suffix or path.is_dir() else path.parent
-    train_config = (rr.inputs or {}).get("train_config")
-    if train_config:
-        return f"trainfix apply {shlex.quote(str(run_dir))} --train-config {shlex.quote(str(train_config))} --fix {fix}"
     configs = [Path(c) for c in ((rr.inputs or {}).get("configs") or [])]
+    # a config outside the run dir (recorded with its full path) came from diagnose --train-config
+    outside = [c for c in configs if c.is_absolute() or ".." in c.parts]
+    if outside:
+        return f"trainfix apply {shlex.quote(str(run_dir))} --train-config {shlex.quote(str(outside[-1]))} --fix {fix}"
     cands = training_config_candidates(configs)
     if run_dir == path and pick_training_config(Path("."), configs) is not None:
         return f"trainfix apply {shlex.quote(str(run_dir))} --fix {fix}"

@@ -213,3 +213,19 @@ def test_checkpoint_keys_on_a_run_dir_names_its_checkpoint(tmp_path):
         (rd / "checkpoints" / name).write_bytes(b"x")
     res = run("apply", rd, "--fix", "checkpoint-keys")
     assert res.exit_code == 2 and "checkpoints/best.pt --fix checkpoint-keys" in res.stderr and "other 1" in res.stderr
+
+
+def test_train_config_feeds_the_diagnosis_of_a_run_dir_without_a_config(tmp_path):
+    # seed 003 logged by a script that keeps its config elsewhere: only with the config is the
+    # scaling rule visible, so apply (no --fix) must read the run with it
+    rd = tmp_path / "run"
+    rd.mkdir()
+    rows = [{"step": s, "LearningRate": 1.5625e-05, "Loss/train": 2.30 - 0.0001 * s} for s in range(0, 400, 10)]
+    (rd / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("optimizer: adam\nbase_lr: 5.0e-4\nbatch_size: 16\nlr_scaling: linear\nbase_batch_size: 512\n")
+    res = run("apply", rd, "--train-config", cfg, "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert "lr-miscaled -> lr-sqrt-scaling" in res.stdout and "+lr_scaling: sqrt" in res.stdout
+    rr, f = _report(tmp_path, [str(cfg)])
+    assert fix_command(rr, f) == f"trainfix apply '{tmp_path / 'my run'}' --train-config {cfg} --fix lower-lr"
