@@ -270,21 +270,8 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
         within = f" (batch {p['batch']} of the epoch)" if p.get("batch") else ""
         say(f"resuming {out} from epoch {p['stage_epoch0'] + p['epoch']}, step {p['step']}{within}")
 
-    global_batch, base_lr = global_batch_lr(cfg, info.world_size)
     if info.is_main:
-        cfg.run.world_size = info.world_size
-        cfg.run.dist_backend = info.backend
-        cfg.run.device_total_mb = round(tags.device_total_mb(device), 1)
-        cfg.training.global_batch = global_batch
-        cfg.optimizer.scaled_lr = base_lr
-        write_resolved(cfg, out / "config.yaml", source=str(config) if isinstance(config, (str, Path)) else None)
-        say(f"trainfix train -> {out}  (device {device}, {info.world_size} process{'es' if info.world_size > 1 else ''}"
-            f"{', ' + info.backend if info.backend else ''})")
-        say(f"lr {cfg.optimizer.lr:g} -> {base_lr:g} ({cfg.optimizer.lr_scaling} scaling; global batch {global_batch} = "
-            f"{cfg.training.batch_size} x {cfg.training.grad_accum} accum x {info.world_size} process"
-            f"{'es' if info.world_size > 1 else ''}; reference {cfg.optimizer.reference_batch})")
-        if cfg.run.precision == "fp16" and device.type != "cuda":
-            say("note: fp16 autocast needs CUDA; training in fp32 on this device")
+        write_run_header(cfg, config, out, device, info)
 
     progress = state["progress"] if state is not None else None
     logger = tags.MetricLogger(out, cfg.logging, enabled=info.is_main,
@@ -342,6 +329,25 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
 
 
 # --- helpers the loop reads as single lines ----------------------------------------------------
+def write_run_header(cfg: RunConfig, config: Any, out: Path, device: torch.device, info: distributed.DistInfo) -> None:
+    """The resolved config beside the logs (world size, backend, device memory, the global batch and
+    the lr scaled to it recorded in it), and what will run, said once on stderr."""
+    global_batch, base_lr = global_batch_lr(cfg, info.world_size)
+    cfg.run.world_size = info.world_size
+    cfg.run.dist_backend = info.backend
+    cfg.run.device_total_mb = round(tags.device_total_mb(device), 1)
+    cfg.training.global_batch = global_batch
+    cfg.optimizer.scaled_lr = base_lr
+    write_resolved(cfg, out / "config.yaml", source=str(config) if isinstance(config, (str, Path)) else None)
+    say(f"trainfix train -> {out}  (device {device}, {info.world_size} process{'es' if info.world_size > 1 else ''}"
+        f"{', ' + info.backend if info.backend else ''})")
+    say(f"lr {cfg.optimizer.lr:g} -> {base_lr:g} ({cfg.optimizer.lr_scaling} scaling; global batch {global_batch} = "
+        f"{cfg.training.batch_size} x {cfg.training.grad_accum} accum x {info.world_size} process"
+        f"{'es' if info.world_size > 1 else ''}; reference {cfg.optimizer.reference_batch})")
+    if cfg.run.precision == "fp16" and device.type != "cuda":
+        say("note: fp16 autocast needs CUDA; training in fp32 on this device")
+
+
 def stop_requested(ctx: Context) -> bool:
     """Whether ``trainfix-stop.json`` is in the run dir (rank 0 looks; under DDP every process
     learns the answer through one all-reduce, so all of them stop at the same step)."""
