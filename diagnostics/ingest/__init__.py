@@ -119,6 +119,10 @@ def _read_one(path: Path, fmt: str, root: Path) -> tuple[list, dict]:
         from trainfix.diagnostics.ingest.text import read_text
 
         return [read_text(path, source)], {}
+    if fmt == "ultralytics":
+        from trainfix.diagnostics.ingest.ultralytics import read_ultralytics
+
+        return [read_ultralytics(path, source)], {}
     if fmt == "history":
         from trainfix.diagnostics.ingest.history import read_history
 

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainfix.diagnostics.ingest.history import looks_like_history
+from trainfix.diagnostics.ingest.ultralytics import looks_like_ultralytics
 from trainfix.diagnostics.ingest.whitespace import looks_like_table
 
-LOG_FORMATS = ("tensorboard", "csv", "jsonl", "trainer_state", "text", "mlflow", "table", "history")
+LOG_FORMATS = ("tensorboard", "csv", "jsonl", "trainer_state", "text", "mlflow", "table", "history", "ultralytics")
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -62,6 +63,7 @@ PATTERNS_LOOKED_FOR = (
     "*.log/*.txt/*.out stdout text with metric lines",
     "results.txt (YOLO) and whitespace/tab tables",
     "*history*.json (per-epoch lists, Keras History)",
+    "Ultralytics YOLOv8/YOLO11 console output saved to a file",
     "mlruns/<exp>/<run>/metrics/<name> (MLflow)",
 )
 RUN_MARKERS = {"config.yaml", "config.yml", "hparams.yaml", "args.json", "config.json", "trainer_state.json",
@@ -150,6 +152,8 @@ def classify(path: Path) -> str | None:
             return "csv"
         if looks_like_table(head):
             return "table"
+        if looks_like_ultralytics(path):
+            return "ultralytics"
         return "text"
     return None
 

@@ -24,7 +24,7 @@ import numpy as np
 
 # Lower = preferred when two streams carry the same tag with as many points.
 FORMAT_PRIORITY = {"jsonl": 0, "trainer_state": 1, "csv": 2, "history": 2, "mlflow": 3, "tensorboard": 4,
-                   "table": 5, "text": 6}
+                   "table": 5, "ultralytics": 5, "text": 6}
 
 
 @dataclass
