@@ -128,3 +128,28 @@ def test_100_mb_log(tmp_path):
     run = read_run(tmp_path)
     assert run.inputs["points"] == n
     assert run.roles.tag("train_loss") == "Loss"
+
+
+def test_a_phase_word_before_the_pairs_names_their_phase(tmp_path):
+    # the layout of benchmarks/real-logs/mtl-163 and txt-114: the same keys on training and
+    # validation lines, the phase said once before them
+    log = tmp_path / "train.log"
+    log.write_text(
+        "2025-07-05 12:57:18 - INFO - Epoch 1 Training - Loss: 1.2084, Mod Acc: 0.8061\n"
+        "2025-07-05 12:57:21 - INFO - Epoch 1 Validation - Loss: 18.4914, Mod Acc: 0.0000\n"
+        "2025-07-05 12:57:22 - INFO - Epoch 2 Training - Loss: 0.1862, Mod Acc: 0.9731\n"
+        "2025-07-05 12:57:23 - INFO - Epoch 2 Validation - Loss: 38.2941, Mod Acc: 0.0000\n"
+        "2018-07-27 17:06:07,821:INFO: - Eval metrics: accuracy: 0.224 ; loss: 2.692\n"
+    )
+    t = read_text(log, log.name)
+    assert {"Training Loss", "Validation Loss", "Training Mod Acc", "Validation Mod Acc", "Eval accuracy",
+            "Eval loss"} <= set(t.tags)
+    code = t.tags.index("Validation Loss")
+    assert list(t.values[t.codes == code]) == [18.4914, 38.2941]
+
+
+def test_keys_that_name_their_phase_are_left_alone(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("Epoch 1: Train Loss=0.0717, Val Loss=0.0766\nEpoch 2 validation: val_acc: 0.5\n")
+    t = read_text(log, log.name)
+    assert {"Train Loss", "Val Loss", "val_acc"} == set(t.tags)

@@ -10,6 +10,10 @@ Streams the file line by line (a 100 MB log never sits in memory), splitting on 
 * step indicators: ``Epoch 12/60``, ``epoch 3``, ``step 120``, ``iter 10``, ``Batch: 920/1330``
   (with its epoch: global step = epochs done x batches per epoch + batch).
 
+A phase word right before a line's first pair (``Epoch 3 Validation - Loss: 0.41``, ``- Eval
+metrics: accuracy: 0.72``) prefixes that line's keys (``Validation Loss``), so training and
+validation lines printing the same keys stay two series.
+
 Values with ``%`` become fractions (85.91% -> 0.8591) and the unit is recorded per tag.  A value
 must end at a separator: ``timer: 0.35 sec.`` or ``Time: 266.5s`` are not metrics.  A line is a
 metric line only when it has a step indicator or a key that names a metric (loss, acc, lr, ...);
@@ -47,6 +51,24 @@ _INDICATOR_KEYS = {"epoch", "step", "global step", "global_step", "iter", "itera
 _ARG_DUMP = re.compile(r"\s*(args|arguments|config|hparams|hyperparameters)\b", re.I)
 
 
+# "Epoch 3 Validation - Loss: 0.41, Acc: 0.85" / "- Eval metrics: accuracy: 0.72": a phase word just
+# before the first pair names the phase of every pair on the line.
+_PHASE = re.compile(r"\b(train(?:ing)?|val(?:id|idation)?|eval(?:uation)?|test(?:ing)?)(?:\s+(?:set|phase|metrics))?"
+                    r"[\s:|\-]*$", re.I)
+_HAS_PHASE = re.compile(r"^(?:train|val|valid|eval|test)", re.I)
+
+
+def _with_phase(prefix: str, pairs: list[tuple[str, str, bool]]) -> list[tuple[str, str, bool]]:
+    """Prefix keys with the phase word that introduces them (``Validation Loss``), unless they
+    already name a phase, so a script printing the same keys for training and validation lines
+    does not merge the two into one series."""
+    m = _PHASE.search(prefix)
+    if not m:
+        return pairs
+    phase = m.group(1)
+    return [(k if _HAS_PHASE.match(k) else f"{phase} {k}", v, pct) for k, v, pct in pairs]
+
+
 def read_text(path: Path, source: str) -> Table:
     points = PointBuilder()
     epoch: int | None = None
@@ -71,6 +93,7 @@ def read_text(path: Path, source: str) -> Table:
                 if "ETA" in line or "Namespace(" in line or _ARG_DUMP.match(line):
                     continue
                 pairs = []
+                first_key_at: int | None = None
                 for vm in _VALUE.finditer(line):
                     start = vm.start()
                     if not _AFTER.match(line, vm.end()):
@@ -81,9 +104,12 @@ def read_text(path: Path, source: str) -> Table:
                     key = km.group("key").strip()
                     if key.lower() in _INDICATOR_KEYS:
                         continue
+                    if first_key_at is None:
+                        first_key_at = km.start("key")
                     pairs.append((key, vm.group("val"), bool(vm.group("pct"))))
                 if not pairs:
                     continue
+                pairs = _with_phase(line[:first_key_at], pairs)
                 low = line.lower()
                 m_step = _STEP.search(line) if ("step" in low or "iter" in low) else None
                 m_batch = _BATCH.search(line) if "batch" in low else None
