@@ -56,7 +56,8 @@ GOAL_HEALTHY = 0.05
 # Problem kind -> detectors whose warning/error counts as catching it.  Keep in step with the
 # detector table: a new detector that catches a kind is added here.
 CATCHES: dict[str, set[str]] = {
-    "divergence": {"loss-divergence", "nonfinite-loss", "lr-miscaled", "accuracy-collapse", "validation-never-improves"},
+    "divergence": {"loss-divergence", "nonfinite-loss", "lr-miscaled", "accuracy-collapse",
+                   "validation-never-improves"},
     "nonfinite": {"nonfinite-loss"},
     "stuck": {"loss-plateau", "lr-miscaled", "accuracy-collapse", "never-learned"},
     "plateau": {"loss-plateau", "never-learned"},
@@ -233,6 +234,11 @@ def print_report(runs: list[dict[str, Any]], scores: dict[str, dict[str, Any]], 
             print(f"  {lab:<18}{len(with_lab):>5} " + " ".join(f"{c or '.':>14}" for c in cells))
     else:
         print("  (no detector fired on any run)")
+
+    mapped = set().union(*CATCHES.values())
+    unmapped = sorted({d for r in runs for d in r["result"]["fired"]} - mapped)
+    if unmapped:
+        print("\ndetectors that fired but count for no label in CATCHES: " + ", ".join(unmapped))
 
     print("\nhealthy runs flagged:")
     bad = [r for r in runs if r["labels"] == [HEALTHY] and r["result"]["fired"]]
