@@ -52,7 +52,7 @@ def _history_dict(doc: object) -> dict | None:
 
 def looks_like_history(path: Path) -> bool:
     """A ``*history*.json`` file holding at least one list of numbers per metric name."""
-    if "hist" not in path.name.lower():
+    if "hist" not in path.name.lower() or not path.is_file():
         return False
     try:
         doc = json.loads(read_bytes(path, MAX_BYTES).decode("utf-8", "replace"))  # regular files only

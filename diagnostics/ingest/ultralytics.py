@@ -42,6 +42,8 @@ SUFFIX = {"Box": "B", "Mask": "M", "Pose": "P"}
 
 
 def looks_like_ultralytics(path: Path) -> bool:
+    if not path.is_file():  # a FIFO or device would block the read
+        return False
     try:
         with open(path, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
