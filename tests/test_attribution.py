@@ -149,3 +149,14 @@ def test_compute_maps_and_summary_on_a_user_model(canvas):
                 "attn/pointing_game", "attn/energy_in_box", "attn/ig_entropy", "attn/ig_pointing_game"):
         assert tag in scalars
     assert 0.0 <= scalars["attn/pointing_game"] <= 1.0
+
+
+def test_attention_capable_reads_yaml_booleans_as_on_and_off():
+    from types import SimpleNamespace
+
+    from trainfix.trainers.attribution.evaluation import attention_capable
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))
+    images = SimpleNamespace(input_shape=(1, 8, 8))
+    assert attention_capable(net, images, True) and attention_capable(net, images, "on")
+    assert not attention_capable(net, images, False) and not attention_capable(net, images, "off")

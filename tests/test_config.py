@@ -201,3 +201,14 @@ def test_config_module_does_not_import_torch():
     code = "import sys, trainfix.trainers.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_attention_eval_accepts_yaml_bare_on_and_off(tmp_path):
+    # YAML 1.1 reads a bare `off` as false: the setting must still mean "off", not be an error
+    from trainfix.trainers.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {name: digits}\nmodel: {name: cnn}\ntraining: {attention_eval: off}\n")
+    assert load_config(path).training.attention_eval is False
+    path.write_text("data: {name: digits}\nmodel: {name: cnn}\ntraining: {attention_eval: on}\n")
+    assert load_config(path).training.attention_eval is True

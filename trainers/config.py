@@ -115,7 +115,9 @@ class TrainingConfig:
     eval_every_epochs: int = 1
     global_batch: Optional[int] = None  # recorded: batch_size * grad_accum * world_size
     mode: Literal["supervised", "atcon"] = "supervised"  # atcon: supervised steps alternate with ATCON's unlabelled ones
-    attention_eval: Literal["auto", "on", "off"] = "auto"  # attn/* map metrics at eval (auto: models with a gradcam_layer)
+    # attn/* map metrics at eval (auto: models with a gradcam_layer). YAML reads a bare on/off as
+    # true/false, so both spellings are accepted.
+    attention_eval: Union[bool, Literal["auto", "on", "off"]] = "auto"
     attention_samples: int = 128  # validation samples whose maps are measured
 
 

@@ -21,9 +21,9 @@ from trainfix.trainers.attribution.summary import measure, summarise
 
 def attention_capable(model: torch.nn.Module, bundle: Any, setting: str = "auto") -> bool:
     """Whether the trainer measures this model's maps (see the module docstring)."""
-    if setting == "off" or len(getattr(bundle, "input_shape", ()) or ()) != 3:
+    if setting in ("off", False) or len(getattr(bundle, "input_shape", ()) or ()) != 3:
         return False
-    if setting == "on":
+    if setting in ("on", True):
         return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     return isinstance(getattr(model, "gradcam_layer", None), str)
 
