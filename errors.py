@@ -54,6 +54,12 @@ class CheckpointError(TrainfixError):
     code = "checkpoint"
 
 
+class OutputError(TrainfixError):
+    """An output file could not be written (read-only folder, full disk, file too large)."""
+
+    code = "output"
+
+
 class TrainingError(TrainfixError):
     """Training stopped for a reason the user must act on (non-finite loss under policy stop)."""
 

@@ -106,7 +106,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     ``torch.load(weights_only=True, map_location="cpu", mmap=True)``; legacy (pre-1.6) torch files ->
     the same without mmap.  Raises :class:`CheckpointError` for a missing, corrupt or hostile file.
     """
-    from trainfix.diagnostics.ingest.safe_read import file_problem
+    from trainfix.diagnostics.ingest.safe_read import file_problem, note_read
 
     path = Path(path)
     problem = file_problem(path) if path.exists() or path.is_symlink() else None
@@ -114,6 +114,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         raise CheckpointError(f"{path.name}: {problem}", "give a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}", "check the path")
+    note_read(path)  # an input of the command: no output may be written over it
     if _is_safetensors(path):
         try:
             from safetensors import safe_open

@@ -70,8 +70,11 @@ def command(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         json_mode = str(kwargs.get("format") or kwargs.get("fmt") or "").lower() == "json"
+        from trainfix.diagnostics.ingest.safe_read import tracking_reads
+
         try:
-            return fn(*args, **kwargs)
+            with tracking_reads():  # what the command reads, no output may overwrite
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except TrainfixError as exc:

@@ -16,7 +16,6 @@ import contextlib
 import difflib
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -263,21 +262,7 @@ def load_settings(paths: list[Path], config: Path | None) -> Any:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and os.replace."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        from trainfix.errors import InputError
+    """Write a report to ``path`` through the one atomic writer (never over an input, one-line errors)."""
+    from trainfix.outputs import write_text
 
-        raise InputError(f"cannot write {path}: folder {parent} does not exist", "create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text(path, text)

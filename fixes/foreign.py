@@ -28,7 +28,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,36 +274,11 @@ def plain(tree: Any) -> Any:
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file in the same directory and ``os.replace``.
+    """Write ``text`` to ``path`` through the one atomic writer (:mod:`trainfix.outputs`): never over
+    an input, the usual file mode, OutputError naming the path and the cause when it cannot."""
+    from trainfix.outputs import write_text
 
-    Raises InputError when the location cannot be written (read-only directory, missing parent).
-    """
-    p = Path(path)
-    if not p.parent.is_dir():
-        raise InputError(f"cannot write {p}: directory {p.parent} does not exist",
-                         "create it first or pass another -o/--output")
-    tmp_name = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        if p.exists():
-            os.chmod(tmp_name, p.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, p)
-        tmp_name = None
-    except PermissionError:
-        raise InputError(f"cannot write {p}: permission denied", "pass -o/--output with a writable location") from None
-    except OSError as exc:
-        raise InputError(f"cannot write {p}: {exc.strerror or exc}", "pass -o/--output with a writable location") from None
-    finally:
-        if tmp_name and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return p
-
-
-# --------------------------------------------------------------------------- provenance
+    return write_text(path, text)
 
 
 def record_provenance(doc: ConfigDocument, tree: Any, entries: list[dict[str, Any]]) -> Any:

@@ -179,14 +179,16 @@ def test_default_output_never_overwrites_the_input(tmp_path):
 
 
 def test_write_atomic_reports_unwritable_locations(tmp_path, monkeypatch):
-    with pytest.raises(InputError, match="does not exist"):
+    from trainfix.errors import OutputError
+
+    with pytest.raises(OutputError, match="does not exist"):
         write_atomic(tmp_path / "missing" / "x.yaml", "a: 1\n")
 
     def deny(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(os, "replace", deny)
-    with pytest.raises(InputError, match="permission denied"):
+    with pytest.raises(OutputError, match="permission denied"):
         write_atomic(tmp_path / "x.yaml", "a: 1\n")
     assert not list(tmp_path.glob(".x.yaml.*"))  # no temp file left behind
 

@@ -336,3 +336,148 @@ def test_apply_on_a_hostile_config_is_one_line_and_exit_2(tmp_path, name, conten
     result = CliRunner().invoke(app, ["apply", str(tmp_path / name), "--fix", "lower-lr", "--dry-run"])
     assert result.exit_code == 2, result.output
     assert "internal error" not in result.output and result.output.startswith("error: ")
+
+
+# --- outputs never overwrite an input; one writer; write errors in one line -----------------------
+
+
+def _run_with_inputs(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    _metrics(run)
+    (run / "dataset.json").write_text('{"train": {"size": 10}}')
+    (run / "hparams.yaml").write_text("lr: 0.001\nbatch_size: 16\n")
+    return run
+
+
+@pytest.mark.parametrize("argv,victim", [
+    (["diagnose", "{run}", "-o", "{run}/metrics.jsonl"], "metrics.jsonl"),
+    (["diagnose", "{run}", "--format", "json", "-o", "{run}/hparams.yaml"], "hparams.yaml"),
+    (["check", "{run}", "--junit", "{run}/dataset.json"], "dataset.json"),
+    (["check", "{run}", "--junit", "{run}/link-to-metrics"], "metrics.jsonl"),
+    (["apply", "{run}/hparams.yaml", "--fix", "lower-lr", "-o", "{run}/metrics.jsonl"], "metrics.jsonl"),
+    (["apply", "{run}/hparams.yaml", "--fix", "lower-lr", "-o", "{run}/hparams.yaml"], "hparams.yaml"),
+])
+def test_an_output_over_a_file_the_command_read_is_refused_with_exit_2(tmp_path, argv, victim):
+    run = _run_with_inputs(tmp_path)
+    (run / "link-to-metrics").symlink_to(run / "metrics.jsonl")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    result = CliRunner().invoke(app, [a.replace("{run}", str(run)) for a in argv])
+    assert result.exit_code == 2, result.output
+    assert ("error: " in result.output or '"error"' in result.output)
+    assert "input" in result.output or "run's own config" in result.output
+    assert "internal error" not in result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing written, nothing left
+
+
+def test_a_repaired_checkpoint_is_never_written_over_the_one_it_repairs(tmp_path):
+    torch = pytest.importorskip("torch")
+    ck = tmp_path / "last.pt"
+    torch.save(torch.nn.DataParallel(torch.nn.Linear(2, 2)).state_dict(), ck)
+    before = ck.read_bytes()
+    result = CliRunner().invoke(app, ["apply", str(ck), "--fix", "checkpoint-keys", "-o", str(ck)])
+    assert result.exit_code == 2 and "input" in result.output
+    assert ck.read_bytes() == before
+
+
+def test_outputs_get_the_mode_the_umask_gives_whoever_writes_them(tmp_path):
+    import os
+
+    run = _run_with_inputs(tmp_path)
+    old = os.umask(0o027)
+    try:
+        CliRunner().invoke(app, ["diagnose", str(run), "--format", "json", "-o", str(tmp_path / "r.json")])
+        CliRunner().invoke(app, ["apply", str(run / "hparams.yaml"), "--fix", "lower-lr", "-o", str(tmp_path / "h.yaml")])
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "h.yaml").stat().st_mode & 0o777 == 0o640
+
+
+def test_importing_trainfix_leaves_the_umask_alone():
+    import subprocess
+
+    code = ("import os; os.umask(0o077); import trainfix.trainers.config, trainfix.trainers.checkpoint, "
+            "trainfix.outputs, trainfix.cli.app; m = os.umask(0); print(oct(m))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0o77"
+
+
+@pytest.mark.parametrize("err,cause", [(28, "no space left"), (27, "file too large"), (30, "read-only file system"),
+                                       (13, "permission denied")])
+def test_a_write_error_is_one_line_naming_the_path_and_leaves_no_partial_file(tmp_path, monkeypatch, err, cause):
+    import builtins
+    import os
+
+    run = _run_with_inputs(tmp_path)
+    target = tmp_path / "out" / "report.json"
+    target.parent.mkdir()
+    real_open = builtins.open
+
+    def failing_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        if "w" in mode and str(file).startswith(str(target.parent)):
+            fh.close()
+            raise OSError(err, os.strerror(err))
+        return fh
+
+    monkeypatch.setattr(builtins, "open", failing_open)
+    result = CliRunner().invoke(app, ["diagnose", str(run), "-o", str(target)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == f"error: cannot write {target}: {cause}" or \
+        result.stderr.startswith(f"error: cannot write {target}: {cause}"), result.stderr
+    assert list(target.parent.iterdir()) == []  # no partial file, no temporary file
+
+
+def test_a_real_file_size_limit_is_an_output_error_for_text_and_for_torch_save(tmp_path):
+    """RLIMIT_FSIZE makes the kernel refuse the write (EFBIG), as a full disk would (ENOSPC)."""
+    import subprocess
+
+    pytest.importorskip("torch")
+    code = textwrap.dedent(f"""
+        import resource, signal, sys, torch
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        from trainfix.errors import OutputError
+        from trainfix.outputs import write_text, write_with
+        for name, call in (("a.txt", lambda p: write_text(p, "x" * 100_000)),
+                           ("b.pt", lambda p: write_with(p, lambda tmp: torch.save(torch.zeros(100_000), tmp)))):
+            try:
+                call({str(tmp_path)!r} + "/" + name)
+            except OutputError as exc:
+                print(exc.message)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2, out.stdout + out.stderr
+    assert lines[0].endswith("a.txt: file too large (over the size limit for one file)")
+    assert "b.pt: " in lines[1] and ("too large" in lines[1] or "write failed" in lines[1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# --- a run killed before its first checkpoint restarts cleanly -----------------------------------
+
+TINY = """
+run: {name: killed, device: cpu}
+data: {name: synthetic, num_classes: 3, num_samples: 120, dim: 6}
+model: {name: mlp, hidden: [8]}
+training: {epochs: 1, batch_size: 30}
+logging: {progress: false, tensorboard: false}
+"""
+
+
+def test_a_run_killed_before_its_first_checkpoint_restarts_cleanly(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(TINY)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)  # what a run killed in its first epoch leaves
+    (run / "config.yaml").write_text(TINY)
+    (run / "metrics.jsonl").write_text('{"step": 1, "epoch": 0, "train/loss_step": 9.0}\n{"step": 2, "ep')
+    again = CliRunner().invoke(app, ["train", "--config", str(cfg), "--out", str(run)])
+    assert again.exit_code == 2 and "before its first checkpoint" in again.stderr and "--resume" in again.stderr
+    res = CliRunner().invoke(app, ["train", "--out", str(run), "--resume"])
+    assert res.exit_code == 0, res.output
+    assert "starting the run over" in res.output
+    assert (run / "checkpoints" / "last.pt").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(r.get("train/loss_step") != 9.0 for r in rows)  # the killed attempt's lines are gone

@@ -21,7 +21,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -58,10 +57,6 @@ def model_state(model: torch.nn.Module, cleaners: Iterable[Callable[[dict], dict
     for clean in cleaners:
         state = clean(state)
     return {k: v.detach() if torch.is_tensor(v) else v for k, v in state.items()}
-
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 # --- RNG states as safe-loadable values -----------------------------------------------------------
@@ -104,16 +99,9 @@ def set_rng_state(state: dict) -> None:
 
 # --- files ---------------------------------------------------------------------------------------
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the user's usual mode
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from trainfix.outputs import write_with
+
+    write_with(path, write, parents=True)
 
 
 def meta_path(path: str | os.PathLike) -> Path:

@@ -29,7 +29,6 @@ import hashlib
 import inspect
 import json
 import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +44,6 @@ from trainfix.errors import ConfigError, InputError
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 # --- sections ------------------------------------------------------------------------------------
@@ -605,14 +602,7 @@ def write_resolved(cfg: RunConfig, path: str | os.PathLike, source: str | None =
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the user's usual mode
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` atomically through the one writer (:mod:`trainfix.outputs`), creating folders."""
+    from trainfix.outputs import write_text
+
+    write_text(path, text, parents=True)

@@ -77,10 +77,9 @@ def _truncate_lines(path: Path, keep: int) -> None:
         lines = f.readlines()
     if len(lines) <= keep:
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
-        f.writelines(lines[:keep])
-    os.replace(tmp, path)
+    from trainfix.outputs import write_bytes
+
+    write_bytes(path, b"".join(lines[:keep]))
 
 
 class MetricLogger:

@@ -249,7 +249,8 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
           overrides: Sequence[str] = (), init_from: str | Path | None = None) -> RunResult:
     """Train from a config (path, dict or RunConfig) into ``out_dir``; the Python API of ``trainfix train``.
 
-    ``resume`` continues the run in ``out_dir`` exactly where its ``checkpoints/last.pt`` left it.
+    ``resume`` continues the run in ``out_dir`` exactly where its ``checkpoints/last.pt`` left it; a
+    run killed before its first checkpoint has nothing to continue and starts over in place.
     ``init_from`` (a checkpoint or state-dict file) is a warm start instead: a NEW run whose model
     starts from those weights, with fresh optimizer, schedule and step count.
     """
@@ -260,6 +261,10 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
     out = resolve_out_dir(cfg, out_dir, resume)
     distributed.barrier(info)  # every rank checked the run dir before rank 0 writes into it
 
+    if resume and not (out / "checkpoints" / "last.pt").is_file():  # killed before its first checkpoint
+        resume = False
+        if info.is_main:
+            say(f"{out} never saved a checkpoint: starting the run over")
     state = ckpt_io.load(out / "checkpoints" / "last.pt", map_location=device) if resume else None
     if state is not None and info.is_main and state["progress"].get("run_config_hash") != config_hash(cfg):
         say("warning: the config differs from the one the checkpoint was trained with; resuming with the new one")
@@ -385,12 +390,20 @@ def resolve_out_dir(cfg: RunConfig, out_dir: str | Path | None, resume: bool) ->
             out = Path("runs") / f"{cfg.run.name}-{n}"
             n += 1
     if resume:
-        if not (out / "checkpoints" / "last.pt").is_file():
+        if not (out / "checkpoints" / "last.pt").is_file() and not _never_checkpointed(out):
             raise InputError(f"nothing to resume in {out}: no checkpoints/last.pt", "train without --resume first, or pass --out RUN_DIR")
     elif _holds_run(out):
+        if _never_checkpointed(out):
+            raise UsageError(f"{out} holds a run that was stopped before its first checkpoint",
+                             "pass --resume to start it over in place, or --out NEW_DIR for a new run")
         raise UsageError(f"{out} already holds a run", "pass --resume to continue it, or --out NEW_DIR for a new run")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _never_checkpointed(path: Path) -> bool:
+    """A run dir the trainer started (its config.yaml) that holds no checkpoint at all."""
+    return (path / "config.yaml").is_file() and not any((path / "checkpoints").glob("*.pt"))
 
 
 def _holds_run(path: Path) -> bool:

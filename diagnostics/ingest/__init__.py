@@ -316,6 +316,8 @@ def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any,
     dataset = _read_dataset_summary(root)
     if dataset is not None:
         inputs["dataset"] = dataset
+    for listed in found.checkpoints + found.configs:  # inputs of the run even where nothing opens them
+        safe_read.note_read(listed)
     checkpoints = []
     for c in found.checkpoints:
         try:

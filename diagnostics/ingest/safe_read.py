@@ -21,6 +21,10 @@ readers keep their signatures.  Defaults: 2 GiB, 60 s, 1 MiB lines; ``[tool.trai
 (``max_file_mb``, ``max_file_seconds``) or the ``TRAINFIX_MAX_FILE_MB`` / ``TRAINFIX_MAX_FILE_SECONDS``
 environment variables change them.
 
+:func:`tracking_reads` records every file opened here (and every file :func:`note_read` is told
+about) while a command runs, so that the one writer (``trainfix.outputs``) can refuse to write over
+an input: :func:`was_read` compares paths and the files they resolve to (links included).
+
 :func:`describe_failure` turns whatever a reader raised into the one-line reason a skipped file
 carries (integer overflow, recursion depth, huge numbers, budget, ...), and :func:`check_tree`
 bounds the size and depth of a parsed config (YAML alias bombs expand by reference).
@@ -75,6 +79,46 @@ class BudgetExceeded(OSError):
 
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("trainfix_read_budget", default=None)
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("trainfix_read_deadline", default=None)
+
+
+_READS: contextvars.ContextVar[set | None] = contextvars.ContextVar("trainfix_files_read", default=None)
+
+
+@contextlib.contextmanager
+def tracking_reads():
+    """Record the files read inside the block (every command runs inside one)."""
+    token = _READS.set(set())
+    try:
+        yield
+    finally:
+        _READS.reset(token)
+
+
+def note_read(path: str | os.PathLike, st: os.stat_result | None = None) -> None:
+    """Record ``path`` as an input of the running command (a no-op outside :func:`tracking_reads`)."""
+    reads = _READS.get()
+    if reads is None:
+        return
+    reads.add(os.path.realpath(path))
+    try:
+        st = st or os.stat(path)
+        reads.add((st.st_dev, st.st_ino))
+    except OSError:
+        pass
+
+
+def was_read(path: str | os.PathLike) -> bool:
+    """Whether the running command read ``path`` (the same path, or the same file through a link)."""
+    reads = _READS.get()
+    if not reads:
+        return False
+    if os.path.realpath(path) in reads:
+        return True
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in reads
 
 
 def current_budget() -> Budget:
@@ -258,6 +302,7 @@ def open_input(path: str | os.PathLike) -> InputFile:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(f"not read: {_kind(st.st_mode)}{_link_note(p)}")
+        note_read(p, st)
         if st.st_size > b.max_bytes:
             raise BudgetExceeded(_too_large(st.st_size, b))
         if hasattr(os, "O_NONBLOCK"):

@@ -38,8 +38,6 @@ Example diff
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,16 +74,9 @@ def _set_at(container: Any, at: str, value: dict) -> Any:
 
 
 def _atomic_write(out: Path, write) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=str(out.parent))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from trainfix.outputs import write_with
+
+    write_with(out, write, parents=True)
 
 
 class CheckpointKeys(Recipe):

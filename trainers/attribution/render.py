@@ -120,16 +120,7 @@ def overview_figure(path: Path, columns: Sequence[dict]) -> None:
 
 
 def _save(fig: Any, path: Path) -> None:
-    """Atomic: a temporary file beside the target, then a rename."""
-    import os
-    import tempfile
+    """Atomic: through the one writer (:mod:`trainfix.outputs`)."""
+    from trainfix.outputs import write_with
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), parents=True)
