@@ -231,7 +231,7 @@ def read_jsonl(path: Path, source: str, *, careful_only: bool = False) -> Table:
             line_no += 1
             try:
                 obj = json.loads(line.decode("utf-8", "replace"))
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, a 5,000-digit number, nested too deep
                 pending = raw
                 continue
             if not isinstance(obj, dict):
