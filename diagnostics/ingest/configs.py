@@ -76,7 +76,10 @@ def load_config_file(path: Path) -> dict:
 
     text = read_bytes(path, MAX_CONFIG_BYTES).decode("utf-8", "replace")
     if path.suffix.lower() == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ValueError("nested too deeply to read (recursion limit)") from None
     else:
         try:
             data = _yaml_load(text)

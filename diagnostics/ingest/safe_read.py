@@ -354,6 +354,8 @@ def describe_failure(exc: BaseException) -> str:
         return f"a number with too many digits ({text})"
     if isinstance(exc, UnicodeError):
         return f"not text in a known encoding ({type(exc).__name__})"
+    if isinstance(exc, ValueError) and text:  # our own readers' reasons ("expands to more than ...")
+        return text
     if isinstance(exc, OSError):
         return exc.strerror or text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
