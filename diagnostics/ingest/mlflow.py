@@ -36,6 +36,8 @@ def read_metric(path: Path, source: str) -> Table:
                 ts = float(parts[0])
                 value = float(parts[1])
                 step = int(parts[2]) if len(parts) > 2 else i
+                if not -(1 << 63) <= step < 1 << 63:  # an int64 step column cannot hold it
+                    raise ValueError("step out of range")
             except (ValueError, IndexError):
                 corrupt += 1
                 continue
