@@ -140,3 +140,11 @@ def test_no_detector_imports_another_detector():
                 if name.startswith(package + ".") and name.split(".")[3] not in ("base", path.stem):
                     offenders.append(f"{path.name}: {name}")
     assert not offenders, f"sibling imports: {sorted(set(offenders))}"
+
+
+@pytest.mark.parametrize("name", list(DETECTORS))
+def test_check_is_typed_with_the_run_and_the_detectors_own_params(name):
+    cls = load_class("trainfix.diagnostics.detectors", DETECTORS[name], DET_DIR)
+    params = inspect.signature(cls.check).parameters
+    assert str(params["run"].annotation) in ("Run", "'Run'"), f"{name}.check(run: ...) is not typed Run"
+    assert str(params["params"].annotation) in ("Params", "'Params'"), f"{name}.check(params: ...) is not typed Params"

@@ -191,3 +191,12 @@ def test_loss_divergence_judges_a_few_points_with_a_confidence_that_scales_with_
     many = epochs_run({"train_loss": np.concatenate([np.linspace(0.9, 0.5, 10), np.linspace(0.6, 4.0, 10)])})
     (g,) = fired("loss-divergence", many)
     assert f.confidence < g.confidence and f.evidence["points"] == 7
+
+
+def test_loss_plateau_judges_effect_size_as_well_as_significance():
+    # the Lightning LSTM: 0.2522 -> 0.2514, a fall far beyond its tiny noise but of 0.3%
+    rng = np.random.default_rng(5)
+    run = epochs_run({"train_loss": np.linspace(0.2522, 0.2514, 30) + rng.normal(0, 1e-5, 30)})
+    (f,) = fired("loss-plateau", run)
+    assert f.evidence["significant_but_negligible"] and "negligible" in f.message
+    assert "did not fall beyond its noise" not in f.message

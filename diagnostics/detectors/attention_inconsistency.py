@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from trainfix.diagnostics import signals
 from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import ATTN_METRICS, LOSS_TERMS, LOSS_TERMS_RAW
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 #: names of agreement metrics between two attribution maps
 AGREEMENT = re.compile(r"consisten|iou|agree|overlap|similar|corr|dice")
@@ -81,7 +84,7 @@ class AttentionInconsistency(Detector):
         noise_k: float = 2.0
         min_points: int = 5
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         resolutions = getattr(run.roles, "groups", {}).get(ATTN_METRICS, {})
         loss_keys = {k.lower() for role in (LOSS_TERMS, LOSS_TERMS_RAW) for k in run.roles.group(role)}
         metrics, set_aside = {}, []

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
+from trainfix.diagnostics import knobs
 from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 WRAPPER_NAMES = {
     "module.": "DataParallel/DistributedDataParallel",
@@ -20,13 +24,6 @@ WRAPPER_NAMES = {
 def _wrapper_words(chain: str) -> str:
     parts = [seg + "." for seg in chain.strip(".").split(".") if seg]
     return " + ".join(WRAPPER_NAMES.get(p, p) for p in parts)
-
-
-def _is_trainfix_config(run: Any) -> bool:
-    """Whether the run's config is trainfix's own (has ``model.name`` and a ``training`` section)."""
-    cfg = run.config if isinstance(run.config, dict) else {}
-    model = cfg.get("model")
-    return isinstance(model, dict) and "name" in model and isinstance(cfg.get("training"), dict)
 
 
 class CheckpointKeyMismatch(Detector):
@@ -94,7 +91,7 @@ class CheckpointKeyMismatch(Detector):
         compare_with_config_model: bool = True
         min_fill_share: float = 1.0
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         refs = list(run.checkpoints or [])
         if not refs:
             yield self.skip("no checkpoints in the run directory")
@@ -113,7 +110,7 @@ class CheckpointKeyMismatch(Detector):
 
         model = None
         model_note = None
-        if params.compare_with_config_model and _is_trainfix_config(run):
+        if params.compare_with_config_model and knobs.is_trainfix_config(run.config):
             model, model_note = getattr(run, "expected_model", (None, None))  # built by the command, registered components only
 
         # group files by the problem they share, so three copies of one bug make one finding

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from trainfix.diagnostics import signals
 from trainfix.diagnostics.detectors.base import Detector
 from trainfix.diagnostics.finding import Finding, Severity, Skip
 from trainfix.diagnostics.roles_vocab import ATTN_METRICS
+
+if TYPE_CHECKING:
+    from trainfix.diagnostics.run import Run
 
 #: statistics of a map's magnitude: ~0 means a blank map, constant means a frozen one
 MAGNITUDE = re.compile(r"energy|max|mean|norm|sum|std|var|cam|saliency|peak|intensity|magnitude")
@@ -137,7 +140,7 @@ class GradcamBlank(Detector):
         min_points: int = 4
         max_blank_share: float = 0.5
 
-    def check(self, run: Any, params: Any) -> Iterable[Finding | Skip]:
+    def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         metrics = run.group(ATTN_METRICS)
         unloaded = self._unloaded(run, metrics, params)
         if unloaded is not None:

@@ -35,7 +35,9 @@ class LossPlateau(Detector):
     of the first 10%'s median and smoothed maximum) by more than ``noise_units`` times its robust
     noise and ``min_drop`` of its value, and where it stays (the last 10% are below that level too;
     otherwise the crossing was a noise excursion).  If that never happens, or only after ``stretch``
-    of the run, the loss plateaued from the start.  The check is about the *start* of training: a run that
+    of the run, the loss plateaued from the start.  Size counts as well as significance: a loss
+    that falls steadily, far beyond its (tiny) noise, but by less than ``min_drop`` of its value over
+    the whole run (0.2522 -> 0.2514) has not learned either, and the message says so.  The check is about the *start* of training: a run that
     learned and then converged is not a plateau, however flat its second half.  A validation metric
     (else the training accuracy) that clearly improves vetoes the finding: the model is learning.
     When the loss moved over the stuck stretch by ``corroborate_above`` (5%) or more, or by 2% and
@@ -159,7 +161,14 @@ class LossPlateau(Detector):
         if knobs.has_warmup(config):
             fixes = [f for f in fixes if f != "lr-warmup"]
         first_step, last_step = float(loss.steps[0]), float(loss.steps[-1])
-        if first_move is None:
+        negligible = noise > 0 and drop > params.noise_units * noise  # significant, but below min_drop
+        if first_move is None and negligible:
+            msg = (f"training loss fell only {signals.pct(drop / abs(start), 3) if start else signals.fmt(drop)} in "
+                   f"{n} points ({signals.fmt(start, 4)} -> best {signals.fmt(best, 4)}): {drop / noise:.0f}x its "
+                   f"noise, so a real fall, but a negligible one (learning moves the loss by "
+                   f"{signals.pct(params.min_drop)} or more)")
+            steps = (first_step, last_step)
+        elif first_move is None:
             msg = (f"training loss did not fall beyond its noise in {n} points: "
                    f"{signals.fmt(start)} at the start, best {signals.fmt(best)} "
                    f"({signals.pct(drop / abs(start)) if start else signals.fmt(drop)} lower, "
@@ -196,6 +205,7 @@ class LossPlateau(Detector):
             "warmup": knobs.has_warmup(config),
             "metric": gain,
             "stretch_drop_relative": stretch_drop / abs(start) if start else None,
+            "significant_but_negligible": bool(first_move is None and negligible),
         }
         confidence = 0.9 if first_move is None else 0.7
         yield self.finding(msg, evidence=evidence, steps=steps, tags=[loss.tag], fixes=fixes,
