@@ -10,7 +10,7 @@ resolved configs and meta files, attribution images: all go through :func:`write
   would; a replaced file keeps its mode.  The umask is read without changing it
   (``/proc/self/status``), never at import time;
 * **never writes over an input**: inside a command, every file the command read is recorded (see
-  :func:`trainfix.diagnostics.ingest.safe_read.tracking_reads`); writing to one of them (same
+  :func:`tracking_reads`, which every command runs inside; readers call :func:`note_read`); writing to one of them (same
   path, or the same file through a link) is refused with :class:`~trainfix.errors.UsageError`;
 * **says what went wrong in one line**: a read-only folder, a full disk, a file over the size
   limit become :class:`~trainfix.errors.OutputError` naming the path and the cause (exit 2).
@@ -18,6 +18,8 @@ resolved configs and meta files, attribution images: all go through :func:`write
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import os
 import tempfile
@@ -54,10 +56,50 @@ def current_umask() -> int:
     return mask
 
 
+# --- what the running command read (kept here, beside the writer that consults it, so that a
+# command can track its reads without importing the readers) ---------------------------------
+_READS: contextvars.ContextVar[set | None] = contextvars.ContextVar("trainfix_files_read", default=None)
+
+
+@contextlib.contextmanager
+def tracking_reads():
+    """Record the files read inside the block (every command runs inside one)."""
+    token = _READS.set(set())
+    try:
+        yield
+    finally:
+        _READS.reset(token)
+
+
+def note_read(path: str | os.PathLike, st: os.stat_result | None = None) -> None:
+    """Record ``path`` as an input of the running command (a no-op outside :func:`tracking_reads`)."""
+    reads = _READS.get()
+    if reads is None:
+        return
+    reads.add(os.path.realpath(path))
+    try:
+        st = st or os.stat(path)
+        reads.add((st.st_dev, st.st_ino))
+    except OSError:
+        pass
+
+
+def was_read(path: str | os.PathLike) -> bool:
+    """Whether the running command read ``path`` (the same path, or the same file through a link)."""
+    reads = _READS.get()
+    if not reads:
+        return False
+    if os.path.realpath(path) in reads:
+        return True
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in reads
+
+
 def refuse_input(path: str | os.PathLike) -> None:
     """Raise UsageError when ``path`` is a file the current command read."""
-    from trainfix.diagnostics.ingest.safe_read import was_read
-
     if was_read(path):
         raise UsageError(f"refusing to write {path}: this command read it as an input",
                          "write the output somewhere else (-o/--output/--junit); inputs are never modified")

@@ -70,7 +70,7 @@ def command(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         json_mode = str(kwargs.get("format") or kwargs.get("fmt") or "").lower() == "json"
-        from trainfix.diagnostics.ingest.safe_read import tracking_reads
+        from trainfix.outputs import tracking_reads
 
         try:
             with tracking_reads():  # what the command reads, no output may overwrite

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from trainfix.errors import ConfigError  # noqa: E402
 from trainfix.trainers.atcon import Atcon, apply_mask, consistency_loss, pearson, soft_mask  # noqa: E402

@@ -25,9 +25,8 @@ from typing import Callable
 
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FAST_EXAMPLES = 40
 FUZZ_EXAMPLES = 2000

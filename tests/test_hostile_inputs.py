@@ -371,7 +371,7 @@ def test_an_output_over_a_file_the_command_read_is_refused_with_exit_2(tmp_path,
 
 
 def test_a_repaired_checkpoint_is_never_written_over_the_one_it_repairs(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     ck = tmp_path / "last.pt"
     torch.save(torch.nn.DataParallel(torch.nn.Linear(2, 2)).state_dict(), ck)
     before = ck.read_bytes()
@@ -433,7 +433,6 @@ def test_a_real_file_size_limit_is_an_output_error_for_text_and_for_torch_save(t
     """RLIMIT_FSIZE makes the kernel refuse the write (EFBIG), as a full disk would (ENOSPC)."""
     import subprocess
 
-    pytest.importorskip("torch")
     code = textwrap.dedent(f"""
         import resource, signal, sys, torch
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -69,6 +69,9 @@ class Budget:
         return b
 
 
+from trainfix.outputs import note_read, tracking_reads, was_read  # noqa: E402,F401 (the record of what a command read)
+
+
 class NotRegularFile(OSError):
     """The path is not a regular file (or a link to one): nothing was read."""
 
@@ -79,46 +82,6 @@ class BudgetExceeded(OSError):
 
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("trainfix_read_budget", default=None)
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("trainfix_read_deadline", default=None)
-
-
-_READS: contextvars.ContextVar[set | None] = contextvars.ContextVar("trainfix_files_read", default=None)
-
-
-@contextlib.contextmanager
-def tracking_reads():
-    """Record the files read inside the block (every command runs inside one)."""
-    token = _READS.set(set())
-    try:
-        yield
-    finally:
-        _READS.reset(token)
-
-
-def note_read(path: str | os.PathLike, st: os.stat_result | None = None) -> None:
-    """Record ``path`` as an input of the running command (a no-op outside :func:`tracking_reads`)."""
-    reads = _READS.get()
-    if reads is None:
-        return
-    reads.add(os.path.realpath(path))
-    try:
-        st = st or os.stat(path)
-        reads.add((st.st_dev, st.st_ino))
-    except OSError:
-        pass
-
-
-def was_read(path: str | os.PathLike) -> bool:
-    """Whether the running command read ``path`` (the same path, or the same file through a link)."""
-    reads = _READS.get()
-    if not reads:
-        return False
-    if os.path.realpath(path) in reads:
-        return True
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) in reads
 
 
 def current_budget() -> Budget:
