@@ -292,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs:
         want = set(args.runs)
         runs = [r for r in runs if r["id"] in want]
+    absent = [r["id"] for r in runs if not (CORPUS / r["id"]).is_dir()]
+    if absent:  # bytes not fetched here (see real-logs/README.md): scored runs are the present ones
+        print(f"{len(absent)} of {len(runs)} runs have no bytes here and are not scored "
+              f"(fetch them as benchmarks/real-logs/README.md says): {' '.join(absent[:8])}"
+              f"{' ...' if len(absent) > 8 else ''}", file=sys.stderr)
+        runs = [r for r in runs if r["id"] not in set(absent)]
     t0 = time.perf_counter()
     for r in runs:
         r["result"] = diagnose_run(CORPUS / r["id"], params)

@@ -158,33 +158,6 @@ def corpus(name):
         return read_run(CORPUS / name)
 
 
-def test_never_learned_on_a_real_loss_identical_to_three_decimals_for_1400_epochs():
-    (f,) = fired("never-learned", corpus("pl-095"))
-    assert f.evidence["signature"] == "frozen" and f.evidence["frozen_points"] > 1400
-
-
-def test_validation_never_improves_on_a_real_classifier_whose_first_accuracy_was_its_best():
-    (f,) = fired("validation-never-improves", corpus("hf-111"))
-    assert f.evidence["first"] == pytest.approx(0.902, abs=1e-3) and f.evidence["end"] < 0.8
-
-
-def test_lr_miscaled_on_a_real_whisper_fine_tune_at_peak_lr_3e_3():
-    (f,) = fired("lr-miscaled", corpus("hf-056"))
-    assert f.evidence["direction"] == "too_high" and f.evidence["regime"] == "finetune"
-    assert f.evidence["effective_lr"] == pytest.approx(3e-3, rel=0.01)
-
-
-def test_overfitting_from_the_first_of_five_evaluations_on_a_real_whisper_run():
-    (f,) = fired("overfitting", corpus("hf-053"))
-    assert Severity(f.severity) == Severity.WARNING and f.evidence["points"] == 5
-
-
-def test_detection_loss_components_are_not_vanishing_regularisers():
-    # detectron2's loss_rpn_loc is 0.4% of the total in a healthy fine-tune: part of the task loss
-    for name in ("d2-046", "d2-047"):
-        assert fired("sparsity-gradient-vanishing", corpus(name)) == []
-
-
 def test_loss_divergence_judges_a_few_points_with_a_confidence_that_scales_with_them():
     few = epochs_run({"train_loss": [1.0, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4]})  # below the 8 it once needed
     (f,) = fired("loss-divergence", few)

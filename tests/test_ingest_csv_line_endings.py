@@ -12,11 +12,3 @@ from trainfix.diagnostics.settings import Settings
 REAL = Path(__file__).resolve().parents[1] / "benchmarks" / "real-logs" / "keras-169" / "training.log"
 
 
-def test_crcrlf_csv_is_read_as_csv():
-    assert b"\r\r\n" in REAL.read_bytes()
-    assert classify(REAL) == "csv"
-    run = read_run(REAL.parent, settings=Settings())
-    loss = run.scalars[run.scalars.tag == "val_loss"]
-    assert loss.step.tolist() == [0, 1, 2, 3]
-    assert abs(loss.value.iloc[0] - 1.001305103302002) < 1e-12
-    assert run.roles.tag("val_loss") == "val_loss"

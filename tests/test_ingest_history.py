@@ -16,19 +16,6 @@ from trainfix.diagnostics.settings import Settings
 REAL = Path(__file__).resolve().parents[1] / "benchmarks" / "real-logs" / "json-084" / "history_metrics.json"
 
 
-def test_real_history_json():
-    assert classify(REAL) == "history"
-    want = json.loads(REAL.read_text())
-    t = read_history(REAL, REAL.name)
-    assert set(t.tags) == set(want)
-    code = t.tags.index("val_loss")
-    vals = t.values[t.codes == code]
-    assert list(vals) == want["val_loss"]
-    assert list(t.steps[t.codes == code]) == list(range(len(want["val_loss"])))
-    run = read_run(REAL.parent, settings=Settings())
-    assert run.roles.tag("val_loss") == "val_loss" and run.inputs["formats"] == {"history": 1}
-
-
 def test_steps_from_an_epoch_list_and_nulls_skipped(tmp_path):
     path = tmp_path / "training_history.json"
     path.write_text(json.dumps({"history": {"epoch": [1, 2, 3], "loss": [0.9, 0.5, 0.4],

@@ -28,27 +28,6 @@ def _last_row_of_epoch(epoch: int) -> list[str]:
     return rows[-1]
 
 
-def test_console_log_is_recognised_and_read():
-    assert classify(REAL) == "ultralytics"
-    run = read_run(REAL.parent, settings=Settings())
-    assert run.inputs["formats"] == {"ultralytics": 1}
-    tags = set(run.scalars.tag.unique())
-    assert {"train/box_loss", "train/seg_loss", "train/cls_loss", "train/dfl_loss", "metrics/mAP50(B)",
-            "metrics/mAP50-95(M)", "mem/reserved_mb"} <= tags
-    assert not {"lr0", "mosaic", "epochs", "box"} & tags  # hyperparameters printed before training
-    box = run.scalars[run.scalars.tag == "train/box_loss"].set_index("step").value
-    last = _last_row_of_epoch(3)  # the epoch's final progress row holds its mean losses
-    assert box[3] == pytest.approx(float(last[2]))
-    assert run.roles.tag("val_metric") == "metrics/mAP50(B)"
-
-
-def test_validation_rows_land_on_their_epoch():
-    run = read_run(REAL.parent, settings=Settings())
-    m = run.scalars[run.scalars.tag == "metrics/mAP50(B)"].set_index("step").value
-    assert list(m.index) == list(range(1, 36))
-    assert m.max() == pytest.approx(0.523)
-
-
 @pytest.mark.parametrize("name", ["txt-26", "txt-29", "txt-28", "keras-14"])
 def test_other_text_logs_are_not_taken_for_it(name):
     (path,) = [p for p in (CORPUS / name).iterdir() if p.is_file()]

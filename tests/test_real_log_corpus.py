@@ -33,28 +33,42 @@ def _rows() -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_every_row_matches_its_blob():
+# The repository keeps the labelled table for every run, and the bytes of the runs that reached us
+# through the shared real-log set; the other runs' bytes are fetched by whoever runs the benchmark
+# (benchmarks/real-logs/README.md) into the same folders, which git ignores.
+SHARED_IDS = {"csv-00", "csv-01", *(f"hf-0{i}" for i in range(2, 9)), *(f"jsonl-{i:02d}" for i in range(9, 14)),
+              *(f"keras-{i}" for i in range(14, 18)), *(f"pl-{i}" for i in range(18, 22)),
+              *(f"tfev-{i}" for i in range(22, 26)), *(f"txt-{i}" for i in range(26, 30))}
+
+
+def _present(row: dict[str, str]) -> bool:
+    return (CORPUS / row["id"] / row["file"]).is_file()
+
+
+def test_every_present_file_matches_its_row_and_the_shared_runs_are_present():
     rows = _rows()
-    assert rows
+    assert {r["id"] for r in rows if _present(r)} >= SHARED_IDS
     for row in rows:
+        assert len(row["commit"]) == 40 and len(row["blob"]) == 40, row["id"]
+        assert row["repo"].count("/") == 1 and row["path"] and row["reason"], row["id"]
+        if not _present(row):
+            continue
         data = (CORPUS / row["id"] / row["file"]).read_bytes()
         if row["cut_to"]:
             assert len(data) == int(row["cut_to"]) < int(row["bytes"]), row["id"]
         else:
             assert len(data) == int(row["bytes"]), row["id"]
             assert hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == row["blob"], row["id"]
-        assert len(row["commit"]) == 40 and len(row["blob"]) == 40, row["id"]
-        assert row["repo"].count("/") == 1 and row["path"] and row["reason"], row["id"]
 
 
-def test_folders_and_rows_agree():
+def test_every_folder_present_is_a_row_with_exactly_its_files():
     ids = {r["id"] for r in _rows()}
     folders = {p.name for p in CORPUS.iterdir() if p.is_dir()}
-    assert ids == folders
+    assert folders <= ids
     for rid in folders:
         listed = {r["file"] for r in _rows() if r["id"] == rid}
         present = {p.relative_to(CORPUS / rid).as_posix() for p in (CORPUS / rid).rglob("*") if p.is_file()}
-        assert listed == present, rid
+        assert present <= listed, rid
 
 
 def test_split_and_labels_are_checked_by_the_benchmark():
