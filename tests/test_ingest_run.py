@@ -252,3 +252,19 @@ def test_trainfix_dataset_summary_goes_into_inputs_not_config(tmp_path):
     assert "train_class_counts" not in json.dumps(run.config)
     (tmp_path / "dataset.json").write_text("{not json")
     assert "dataset" not in read_run(tmp_path).inputs
+
+
+def test_more_files_than_a_16_bit_code_holds_are_assembled():
+    # 50,000 tiny log files in one run once overflowed the int16 file codes
+    import numpy as np
+
+    from trainfix.diagnostics.ingest.table import Table, assemble
+
+    n = 33_000
+    tables = [Table(source=f"f{i}.csv", fmt="csv", stream=f"f{i}.csv", tags=[f"t{i}"],
+                    codes=np.zeros(1, dtype=np.int16), steps=np.array([i]), values=np.array([float(i)]),
+                    wall_times=np.array([0.0])) for i in range(n)]
+    frame, _ = assemble(tables)
+    assert len(frame) == n
+    assert frame["source"].nunique() == n
+    assert sorted(frame["step"].tolist()) == list(range(n))

@@ -149,12 +149,11 @@ def assemble(tables: list[Table]) -> tuple[Any, dict[str, Any]]:
     tag_code = {tag: i for i, tag in enumerate(all_tags)}
     sources = sorted({t.source for t in tables})
     source_code = {s: i for i, s in enumerate(sources)}
-    streams: list[str] = []
+    stream_code: dict[str, int] = {}  # first-seen order; a dict, so 50,000 files stay linear
     stream_fmt: dict[int, str] = {}
     for t in tables:
-        if t.stream not in streams:
-            streams.append(t.stream)
-        stream_fmt[streams.index(t.stream)] = t.fmt
+        stream_fmt[stream_code.setdefault(t.stream, len(stream_code))] = t.fmt
+    streams = list(stream_code)
     if not tables:
         empty = pd.DataFrame(
             {
@@ -168,20 +167,21 @@ def assemble(tables: list[Table]) -> tuple[Any, dict[str, Any]]:
         return empty, info
 
     itype = np.int32 if len(all_tags) > 32000 else np.int16
+    ftype = np.int32 if max(len(sources), len(streams)) > 32000 else np.int16  # file and stream codes
     if len(tables) == 1:
         t = tables[0]
         remap = np.asarray([tag_code[x] for x in t.tags], dtype=itype)
         codes = remap[t.codes] if len(t.tags) else t.codes.astype(itype)
         steps, values, walls = t.steps, t.values, t.wall_times
-        src = np.zeros(len(t), dtype=np.int16)
-        stream = np.zeros(len(t), dtype=np.int16)
+        src = np.zeros(len(t), dtype=ftype)
+        stream = np.zeros(len(t), dtype=ftype)
     else:
         codes = np.concatenate([np.asarray([tag_code[x] for x in t.tags], dtype=itype)[t.codes] for t in tables])
         steps = np.concatenate([t.steps for t in tables])
         values = np.concatenate([t.values for t in tables])
         walls = np.concatenate([t.wall_times for t in tables])
-        src = np.concatenate([np.full(len(t), source_code[t.source], dtype=np.int16) for t in tables])
-        stream = np.concatenate([np.full(len(t), streams.index(t.stream), dtype=np.int16) for t in tables])
+        src = np.concatenate([np.full(len(t), source_code[t.source], dtype=ftype) for t in tables])
+        stream = np.concatenate([np.full(len(t), stream_code[t.stream], dtype=ftype) for t in tables])
 
     ntags = len(all_tags)
     # Group = (stream, tag).  Radix-friendly stable sort keeps file order inside each group.
