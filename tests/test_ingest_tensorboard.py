@@ -85,7 +85,7 @@ def _wide_names(n):
 
 @pytest.mark.parametrize("block", [1 << 20, 1 << 14])
 def test_wide_steps_100_tags_match_event_accumulator_and_a_plain_walk(tmp_path, write_tb, block):
-    from trainfix.diagnostics.ingest.tensorboard import _frame
+    from trainfix.diagnostics.ingest.tensorboard.framing import _frame
 
     names = _wide_names(100)
     # steps cross 128 (varint 1 -> 2 bytes); one tag starts late and one stops early (cycle changes)
