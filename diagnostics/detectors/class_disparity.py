@@ -166,20 +166,7 @@ class ClassDisparity(Detector):
         imbalanced_ratio: float = 3.0
 
     def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
-        resolutions = getattr(run.roles, "groups", {}).get(CLASS_METRICS, {})
-        # a multi-task run logs val/acc/<task>: tasks with different class counts (10-way digit vs
-        # 2-way parity) have different natural accuracies; those are not classes of one task
-        tasks = {k.lower() for role in (TASK_LOSSES, UW_WEIGHTS, UW_LOG_VARS) for k in run.roles.group(role)}
-        classes = {}
-        for key, s in run.group(CLASS_METRICS).items():
-            res = resolutions.get(key)
-            if res is not None and getattr(res, "direction", None) == "min":
-                continue  # a per-class loss, not an accuracy
-            if key.lower() in tasks:
-                continue
-            s = s.finite()
-            if len(s):
-                classes[key] = s
+        classes = self._classes(run)
         if len(classes) < 2:
             yield self.skip("per-class accuracy logged for fewer than two classes")
             return
@@ -189,31 +176,16 @@ class ClassDisparity(Detector):
             return
         percent = max(float(np.max(s.values)) for s in classes.values()) > 1.5
         scale = 100.0 if percent else 1.0
-        finals, noises = {}, []
-        for key, s in classes.items():
-            v = s.values / scale
-            finals[key] = float(np.median(v[-max(1, params.last_evals):]))
-            n = signals.noise_scale(v)
-            if math.isfinite(n):
-                noises.append(n)
+        finals, noise = self._finals(classes, scale, params)
         worst = min(finals, key=finals.get)
         best = max(finals, key=finals.get)
         spread = finals[best] - finals[worst]
-        noise = float(np.median(noises)) if noises else float("nan")
         if not spread > params.max_spread:
             return
         # the spread must also stand out from the per-evaluation noise (coarse small validation sets)
         if math.isfinite(noise) and not spread > params.noise_k * noise:
             return
-        # ... and the lagging classes must have stalled: a class still climbing (early in training,
-        # classes are learned one after another) may close the gap on its own
-        k = max(1, params.last_evals)
-        gains = {}
-        for key in classes:
-            if finals[best] - finals[key] > params.max_spread:
-                v = classes[key].values / scale
-                prev = v[-2 * k:-k] if len(v) >= 2 * k else v[:max(1, len(v) - k)]
-                gains[key] = finals[key] - float(np.median(prev))
+        gains = self._lagging_gains(classes, finals, best, scale, params)
         config = run.config or {}
         counts = find_class_counts(config, getattr(run, "inputs", {}) or {})
         count_ratio = _count_ratio(counts)
@@ -222,7 +194,6 @@ class ClassDisparity(Detector):
             return
         weights = knobs.lookup(config, "class_weights")
         sampler = knobs.lookup(config, "sampler")
-        balanced_loss, balanced_sampler = _is_on(weights), _is_on(sampler)
         low = sorted(k for k, v in finals.items() if finals[best] - v > params.max_spread)
         msg = (f"per-class accuracy spans {signals.fmt(spread * 100)} points at the end: "
                + ", ".join(f"{k} {signals.pct(finals[k])}" for k in sorted(finals, key=finals.get))
@@ -240,7 +211,65 @@ class ClassDisparity(Detector):
             "class_weights": weights,
             "sampler": sampler,
         }
-        ratio = count_ratio
+        msg, fixes = self._advice(run, config, counts, count_ratio, weights, sampler, msg, evidence, params)
+        tags = sorted(classes[k].tag for k in classes)
+        steps = (min(float(s.steps[0]) for s in classes.values()), max(float(s.steps[-1]) for s in classes.values()))
+        confidence = min(0.95, 0.6 + (spread - params.max_spread))
+        yield self.finding(msg, evidence=evidence, steps=steps, tags=tags, fixes=fixes, confidence=confidence)
+
+    @staticmethod
+    def _classes(run: Any) -> dict[str, Any]:
+        """The per-class accuracy series judged: per-class losses and per-task accuracies left out."""
+        resolutions = getattr(run.roles, "groups", {}).get(CLASS_METRICS, {})
+        # a multi-task run logs val/acc/<task>: tasks with different class counts (10-way digit vs
+        # 2-way parity) have different natural accuracies; those are not classes of one task
+        tasks = {k.lower() for role in (TASK_LOSSES, UW_WEIGHTS, UW_LOG_VARS) for k in run.roles.group(role)}
+        classes = {}
+        for key, s in run.group(CLASS_METRICS).items():
+            res = resolutions.get(key)
+            if res is not None and getattr(res, "direction", None) == "min":
+                continue  # a per-class loss, not an accuracy
+            if key.lower() in tasks:
+                continue
+            s = s.finite()
+            if len(s):
+                classes[key] = s
+        return classes
+
+    @staticmethod
+    def _finals(classes: dict[str, Any], scale: float, params: Any) -> tuple[dict[str, float], float]:
+        """Each class's final accuracy (median of its last evaluations, as a fraction) and the
+        classes' pooled noise (median of their robust noise scales; nan when none is known)."""
+        finals, noises = {}, []
+        for key, s in classes.items():
+            v = s.values / scale
+            finals[key] = float(np.median(v[-max(1, params.last_evals):]))
+            n = signals.noise_scale(v)
+            if math.isfinite(n):
+                noises.append(n)
+        return finals, float(np.median(noises)) if noises else float("nan")
+
+    @staticmethod
+    def _lagging_gains(classes: dict[str, Any], finals: dict[str, float], best: str, scale: float,
+                       params: Any) -> dict[str, float]:
+        """What each lagging class gained over its last evaluations: a class still climbing (early in
+        training, classes are learned one after another) may close the gap on its own."""
+        k = max(1, params.last_evals)
+        gains = {}
+        for key in classes:
+            if finals[best] - finals[key] > params.max_spread:
+                v = classes[key].values / scale
+                prev = v[-2 * k:-k] if len(v) >= 2 * k else v[:max(1, len(v) - k)]
+                gains[key] = finals[key] - float(np.median(prev))
+        return gains
+
+    @staticmethod
+    def _advice(run: Any, config: dict, counts: Any, ratio: float | None, weights: Any, sampler: Any,
+                msg: str, evidence: dict[str, Any], params: Any) -> tuple[str, list[str]]:
+        """The fixes and the message's advice: class-balance unless the config or the counts say the
+        classes are already balanced; two-stage-sparse when sparse training starts aggressive.
+        Adds the counts and the sparsity it read to ``evidence``."""
+        balanced_loss, balanced_sampler = _is_on(weights), _is_on(sampler)
         if counts:
             evidence["class_counts"] = counts
             evidence["count_ratio"] = ratio
@@ -264,7 +293,4 @@ class ClassDisparity(Detector):
                     f"removes the fine-grained features the weaker classes need")
             fixes = fixes + ["two-stage-sparse"] if fixes and ratio is not None and ratio >= params.balanced_ratio \
                 else ["two-stage-sparse"] + fixes
-        tags = sorted(classes[k].tag for k in classes)
-        steps = (min(float(s.steps[0]) for s in classes.values()), max(float(s.steps[-1]) for s in classes.values()))
-        confidence = min(0.95, 0.6 + (spread - params.max_spread))
-        yield self.finding(msg, evidence=evidence, steps=steps, tags=tags, fixes=fixes, confidence=confidence)
+        return msg, fixes
