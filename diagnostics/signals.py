@@ -8,12 +8,13 @@ is computed (NaN/Inf are evidence for the ``nonfinite-loss`` detector, not noise
 that cannot be computed from too few points is ``nan`` (every comparison with ``nan`` is False, so a
 detector that forgets to check :func:`enough` stays quiet instead of raising).
 
-Only numpy and scipy are used at module level; the run-level functions at the end read a Run
+Only numpy is used (reading a log never imports scipy); the run-level functions at the end read a Run
 duck-typed and import the role names lazily (detectors import this module, not the other way round).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -163,19 +164,19 @@ def _bin_median(a: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def theil_sen(x: Any, y: Any = None, alpha: float = 0.05) -> Trend:
-    """Robust linear trend of ``y`` against ``x`` (``scipy.stats.theilslopes``).
+    """Robust linear trend of ``y`` against ``x``: the median of the pairwise slopes (Theil-Sen).
 
     ``alpha`` is the significance level: the interval ``[lo, hi]`` is the ``1 - alpha`` confidence
-    interval of the slope.  Called with one argument, the values are taken against their index.
-    Non-finite pairs are dropped; series longer than ``THEIL_SEN_MAX_POINTS`` are first reduced to
-    that many bin medians (the median-of-pairwise-slopes is quadratic in the point count).  Note the
-    interval assumes independent residuals; for smooth, autocorrelated curves it is optimistic, so
-    detectors combine it with a noise-relative size test rather than trusting it alone.
+    interval of the slope (Sen 1968, eq. 2.6, with its tie correction; the same numbers as
+    ``scipy.stats.theilslopes``, computed here so that reading a log never imports scipy).  Called
+    with one argument, the values are taken against their index.  Non-finite pairs are dropped;
+    series longer than ``THEIL_SEN_MAX_POINTS`` are first reduced to that many bin medians (the
+    median-of-pairwise-slopes is quadratic in the point count).  Note the interval assumes
+    independent residuals; for smooth, autocorrelated curves it is optimistic, so detectors combine
+    it with a noise-relative size test rather than trusting it alone.
 
     Returns a Trend of nans (n=0) for fewer than 3 finite points or a constant x.
     """
-    from scipy.stats import theilslopes
-
     if y is None:
         y = as_array(x)
         x = np.arange(y.size, dtype=float)
@@ -190,30 +191,122 @@ def theil_sen(x: Any, y: Any = None, alpha: float = 0.05) -> Trend:
         return _NAN_TREND
     if np.ptp(ya) == 0:
         return Trend(0.0, 0.0, 0.0, float(ya[0]), int(xa.size))
-    res = theilslopes(ya, xa, alpha=1.0 - alpha)
-    return Trend(float(res[0]), float(res[2]), float(res[3]), float(res[1]), int(xa.size))
+    dx = xa[:, None] - xa[None, :]
+    rising = dx > 0
+    slopes = np.sort((ya[:, None] - ya[None, :])[rising] / dx[rising])
+    slope = float(np.median(slopes))
+    intercept = float(np.median(ya) - slope * np.median(xa))
+    n, nt = xa.size, slopes.size
+    sigma = math.sqrt((n * (n - 1) * (2 * n + 5) - _tie_term(xa) - _tie_term(ya)) / 18.0)
+    z = _normal_quantile(min(alpha, 1.0 - alpha) / 2.0)
+    hi_i = min(int(np.round((nt - z * sigma) / 2.0)), nt - 1)
+    lo_i = max(int(np.round((nt + z * sigma) / 2.0)) - 1, 0)
+    return Trend(slope, float(slopes[lo_i]), float(slopes[hi_i]), intercept, int(n))
+
+
+def _tie_term(a: np.ndarray) -> int:
+    """``sum k(k-1)(2k+5)`` over the sizes ``k`` of the groups of equal values (0 without ties)."""
+    k = np.unique(a, return_counts=True)[1].astype(np.int64)
+    return int((k * (k - 1) * (2 * k + 5)).sum())
+
+
+@functools.lru_cache(maxsize=16)
+def _normal_quantile(p: float) -> float:
+    """The standard normal quantile (``statistics.NormalDist().inv_cdf``, Wichura's AS241)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
 
 
 def mann_kendall(values: Any) -> tuple[float, float]:
-    """Mann-Kendall monotonic-trend test: ``(tau, p_value)`` of Kendall's tau against the index.
+    """Mann-Kendall monotonic-trend test: ``(tau, p_value)`` of Kendall's tau-b against the index.
 
-    ``tau`` in [-1, 1] (negative: falling); ``p_value`` two-sided.  Non-finite points are dropped
-    (their index positions are kept, so gaps do not fake a trend).  A constant series or fewer than
-    3 finite points gives ``(0.0, 1.0)``: no evidence of a trend.
+    ``tau`` in [-1, 1] (negative: falling); ``p_value`` two-sided: exact (the permutation
+    distribution of the inversion count) when there are no ties and at most 33 points, otherwise
+    the normal approximation of the S statistic with its tie-corrected variance; the same choice and
+    numbers as ``scipy.stats.kendalltau``, in O(n log n).  Non-finite points are dropped (their index
+    positions are kept, so gaps do not fake a trend).  A constant series or fewer than 3 finite
+    points gives ``(0.0, 1.0)``: no evidence of a trend.
     """
-    from scipy.stats import kendalltau
-
-    arr = as_array(values)
-    idx = np.arange(arr.size, dtype=float)
-    keep = np.isfinite(arr)
-    arr, idx = arr[keep], idx[keep]
+    arr = finite(values)
     if arr.size < 3 or np.ptp(arr) == 0:
         return 0.0, 1.0
-    res = kendalltau(idx, arr)
-    tau, p = float(res[0]), float(res[1])
+    n = int(arr.size)
+    uniq, ranks, counts = np.unique(arr, return_inverse=True, return_counts=True)
+    counts = counts.astype(np.int64)
+    ties = int((counts * (counts - 1) // 2).sum())
+    total = n * (n - 1) // 2
+    dis = _inversions(ranks.reshape(-1), int(uniq.size))
+    s = total - ties - 2 * dis  # concordant minus discordant pairs: the S statistic
+    tau = max(-1.0, min(1.0, s / math.sqrt(total) / math.sqrt(total - ties)))
+    if ties == 0 and (n <= 33 or min(dis, total - dis) <= 1):
+        p = _kendall_exact_p(n, total - dis)
+    else:
+        m = n * (n - 1.0)
+        tie_var = float((counts * (counts - 1.0) * (2 * counts + 5)).sum())
+        p = math.erfc(abs(s) / math.sqrt((m * (2 * n + 5) - tie_var) / 18.0) / math.sqrt(2.0))
     if not math.isfinite(tau):
         return 0.0, 1.0
-    return tau, (p if math.isfinite(p) else 1.0)
+    return tau, (min(1.0, max(0.0, p)) if math.isfinite(p) else 1.0)
+
+
+def _inversions(ranks: np.ndarray, n_values: int) -> int:
+    """Pairs ``i < j`` with ``ranks[i] > ranks[j]``, for integer ranks in ``[0, n_values)``.
+
+    Bit by bit from the top (a wavelet-tree pass: O(n log n_values), each bit a few vectorised
+    passes): a pair first differs at some bit, and is an inversion exactly when the earlier element
+    has that bit set.  The values stay grouped by their higher bits (position order inside a
+    group); at each bit the set-bit elements before each clear-bit element of its group are
+    counted, then every group is split by the bit (a stable partition) for the next bit down.
+    """
+    itype = np.int32 if max(ranks.size, n_values) < 2**30 else np.int64
+    v = ranks.astype(itype)
+    pos = np.arange(v.size, dtype=itype)
+    total = 0
+    for bit in range(max(1, int(n_values - 1).bit_length()) - 1, -1, -1):
+        key = v >> bit
+        one = (key & 1).astype(bool)
+        group = key >> 1
+        counts = np.bincount(key, minlength=2 * (int(group.max()) + 1)).reshape(-1, 2).astype(itype)
+        size = counts.sum(axis=1)
+        start = np.cumsum(size) - size  # where each group starts, before and after the split
+        ones_before = np.cumsum(one, dtype=itype) - one  # set bits strictly before, whole array
+        at_start = np.zeros(size.size, itype)
+        filled = size > 0
+        at_start[filled] = ones_before[start[filled]]
+        zeros = ~one
+        total += int(ones_before[zeros].sum(dtype=np.int64))
+        total -= int((counts[:, 0].astype(np.int64) * at_start).sum())
+        # a clear bit goes to start + (clear bits before it in the group), a set bit after them all
+        set_off = (start + counts[:, 0] - at_start)[group]
+        target = np.where(one, ones_before + set_off, pos - ones_before + at_start[group])
+        nxt = np.empty_like(v)
+        nxt[target] = v
+        v = nxt
+    return total
+
+
+def _kendall_exact_p(n: int, concordant: int) -> float:
+    """Two-sided exact p-value of ``concordant`` pairs among ``n`` untied points (Kendall 1970):
+    twice the lower tail of the inversion-count distribution, counted by its recurrence."""
+    total = n * (n - 1) // 2
+    c = min(concordant, total - concordant)
+    if n <= 2:
+        return 1.0
+    if c == 0:
+        return 2.0 / math.factorial(n) if n < 171 else 0.0
+    if c == 1:
+        return 2.0 / math.factorial(n - 1) if n < 172 else 0.0
+    if 4 * c == n * (n - 1):
+        return 1.0
+    counts = np.zeros(c + 1)
+    counts[0:2] = 1.0
+    for j in range(3, n + 1):
+        counts = np.cumsum(counts) if n < 171 else np.cumsum(counts) / j
+        if j <= c:
+            counts[j:] -= counts[: c + 1 - j]
+    prob = 2.0 * float(np.sum(counts)) / math.factorial(n) if n < 171 else float(np.sum(counts))
+    return min(1.0, max(0.0, prob))
 
 
 # --- smoothing ---------------------------------------------------------------------------------------
