@@ -237,11 +237,29 @@ def resolve_roles(
 
     Raises :class:`~trainfix.errors.UsageError` for an unknown role or an override naming a tag the
     run did not log (with did-you-mean suggestions).
+
+    The order is the precedence: what the user fixed (``[tool.trainfix.metrics]``, then
+    ``--metric``), single roles by canonical name then pattern, groups, then the config.
     """
     tags = list(dict.fromkeys(tags))
     ordered = sorted(tags)
     norm = {t: normalise(t) for t in ordered}
     rm = RoleMap()
+    fixed, fixed_groups = _user_fixed(tags, overrides, config_overrides, counts)
+    _resolve_single_roles(rm, fixed, tags, ordered, norm, counts)
+    _resolve_group_roles(rm, fixed_groups, ordered, norm)
+    if config:
+        _infer_from_config(rm, ordered, norm, config, levels or {}, fixed_groups)
+    rm.single[rv.VAL_METRIC] = fixed.get(rv.VAL_METRIC) or _val_metric(rm)  # type: ignore[assignment]
+    if rm.single[rv.VAL_METRIC] is None:
+        del rm.single[rv.VAL_METRIC]
+    return rm
+
+
+def _user_fixed(tags: list[str], overrides: dict[str, str] | None, config_overrides: dict | None,
+                counts: Mapping[str, int] | None) -> tuple[dict[str, Resolution], dict[str, dict[str, Resolution]]]:
+    """(single roles, group members) the user fixed: ``[tool.trainfix.metrics]`` first, then the
+    ``--metric`` flags over it; a glob picks among the tags it matches."""
     fixed: dict[str, Resolution] = {}
     fixed_groups: dict[str, dict[str, Resolution]] = {}
     for origin, mapping in (("[tool.trainfix.metrics]", config_overrides or {}), ("override --metric", overrides or {})):
@@ -267,7 +285,13 @@ def resolve_roles(
                 fixed_groups.setdefault(role, {})[key or tag] = Resolution(tag, origin, direction_of(tag))
             else:
                 fixed[role] = Resolution(tag, origin, _single_direction(role, tag))
+    return fixed, fixed_groups
 
+
+def _resolve_single_roles(rm: RoleMap, fixed: dict[str, Resolution], tags: list[str], ordered: list[str],
+                          norm: dict[str, str], counts: Mapping[str, int] | None) -> None:
+    """Each single role (but the validation metric, settled last): fixed, else its canonical
+    name, else the best tag its patterns match that no earlier role took."""
     used: set[str] = {r.tag for r in fixed.values()}
     for role in rv.SINGLE_ROLES:
         if role == rv.VAL_METRIC:
@@ -290,8 +314,12 @@ def resolve_roles(
             rm.single[role] = Resolution(tag, f"pattern {pat}", _single_direction(role, tag))
             used.add(tag)
 
+
+def _resolve_group_roles(rm: RoleMap, fixed_groups: dict[str, dict[str, Resolution]], ordered: list[str],
+                         norm: dict[str, str]) -> None:
+    """Each group role's members: those fixed, then every tag its patterns match (raw terms and
+    task losses first, so a tag claimed there is not also a weighted term)."""
     taken_by_single = {r.tag for r in rm.single.values()}
-    # Raw terms and task losses first, so a tag claimed there is not also a weighted term.
     group_order = (rv.LOSS_TERMS_RAW, rv.TASK_LOSSES) + tuple(
         r for r in rv.GROUP_ROLES if r not in (rv.LOSS_TERMS_RAW, rv.TASK_LOSSES))
     for role in group_order:
@@ -322,13 +350,6 @@ def resolve_roles(
                     members[r.split("_", 1)[1]] = Resolution(res.tag, res.how, res.direction)
         if members:
             rm.groups[role] = members
-
-    if config:
-        _infer_from_config(rm, ordered, norm, config, levels or {}, fixed_groups)
-    rm.single[rv.VAL_METRIC] = fixed.get(rv.VAL_METRIC) or _val_metric(rm)  # type: ignore[assignment]
-    if rm.single[rv.VAL_METRIC] is None:
-        del rm.single[rv.VAL_METRIC]
-    return rm
 
 
 def _is_glob(tag: str) -> bool:

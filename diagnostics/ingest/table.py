@@ -141,122 +141,176 @@ def assemble(tables: list[Table]) -> tuple[Any, dict[str, Any]]:
     Takes ownership of the tables' arrays: they are released while the frame is built (the
     tables keep their names, tags and notes), so peak memory stays near the frame's size.
     """
-    import pandas as pd
-
     info: dict[str, Any] = {"restarts": [], "duplicates": []}
     tables = [t for t in tables if len(t)]
-    all_tags = sorted({tag for t in tables for tag in t.tags})
-    tag_code = {tag: i for i, tag in enumerate(all_tags)}
-    sources = sorted({t.source for t in tables})
-    source_code = {s: i for i, s in enumerate(sources)}
-    stream_code: dict[str, int] = {}  # first-seen order; a dict, so 50,000 files stay linear
-    stream_fmt: dict[int, str] = {}
-    for t in tables:
-        stream_fmt[stream_code.setdefault(t.stream, len(stream_code))] = t.fmt
-    streams = list(stream_code)
+    voc = _vocabulary(tables)
     if not tables:
-        empty = pd.DataFrame(
-            {
-                "tag": pd.Categorical([], categories=[]),
-                "step": np.zeros(0, dtype=np.int64),
-                "value": np.zeros(0),
-                "wall_time": np.zeros(0),
-                "source": pd.Categorical([], categories=[]),
-            }
-        )
-        return empty, info
-
-    itype = np.int32 if len(all_tags) > 32000 else np.int16
-    ftype = np.int32 if max(len(sources), len(streams)) > 32000 else np.int16  # file and stream codes
-    if len(tables) == 1:
-        t = tables[0]
-        remap = np.asarray([tag_code[x] for x in t.tags], dtype=itype)
-        codes = remap[t.codes] if len(t.tags) else t.codes.astype(itype)
-        steps, values, walls = t.steps, t.values, t.wall_times
-        src = np.zeros(len(t), dtype=ftype)
-        stream = np.zeros(len(t), dtype=ftype)
-    else:
-        codes = np.concatenate([np.asarray([tag_code[x] for x in t.tags], dtype=itype)[t.codes] for t in tables])
-        steps = np.concatenate([t.steps for t in tables])
-        values = np.concatenate([t.values for t in tables])
-        walls = np.concatenate([t.wall_times for t in tables])
-        src = np.concatenate([np.full(len(t), source_code[t.source], dtype=ftype) for t in tables])
-        stream = np.concatenate([np.full(len(t), stream_code[t.stream], dtype=ftype) for t in tables])
-
-    ntags = len(all_tags)
-    # Group = (stream, tag).  Radix-friendly stable sort keeps file order inside each group.
-    group = stream.astype(np.int64) * ntags + codes if len(streams) > 1 else codes
-    order: np.ndarray | None
-    if len(streams) == 1 and bool((group[1:] >= group[:-1]).all()):
-        order = None  # already in group order (a CSV is read column by column): no copies
-    else:
-        order = np.argsort(group, kind="stable")
-    if _needs_resolution(order, group, steps):
-        if order is None:
-            order = np.arange(group.size)
-        g_sorted = group[order]
-        s_sorted = steps[order]
-        same = g_sorted[1:] == g_sorted[:-1]
-        back = same & (s_sorted[1:] < s_sorted[:-1])
-        keep = _segmented_keep(g_sorted, s_sorted)
-        for i in np.flatnonzero(back):
-            gi = int(g_sorted[i + 1])
-            info["restarts"].append(
-                {
-                    "stream": streams[gi // ntags] if len(streams) > 1 else streams[0],
-                    "tag": all_tags[gi % ntags],
-                    "step": int(s_sorted[i + 1]),
-                    "from_step": int(s_sorted[i]),
-                }
-            )
-        order = order[keep]
-        del keep, g_sorted, s_sorted, same, back
-
-    # Same tag in several streams: keep the stream with the most points (then the finer format).
-    if len(streams) > 1:
-        g_kept = group[order]
-        counts = np.bincount(g_kept, minlength=len(streams) * ntags).reshape(len(streams), ntags)
-        present = counts > 0
-        multi = np.flatnonzero(present.sum(axis=0) > 1)
-        if multi.size:
-            drop_groups = []
-            for tc in multi:
-                cands = [s for s in range(len(streams)) if present[s, tc]]
-                best = min(cands, key=lambda s: (-counts[s, tc], FORMAT_PRIORITY.get(stream_fmt[s], 9), s))
-                dropped = [s for s in cands if s != best]
-                drop_groups += [s * ntags + tc for s in dropped]
-                info["duplicates"].append(
-                    {"tag": all_tags[tc], "kept": streams[best], "dropped": [streams[s] for s in dropped]}
-                )
-            order = order[~np.isin(g_kept, np.asarray(drop_groups))]
-        del g_kept
-        # Within a tag the kept stream's steps are strictly increasing: sort by tag only.
-        order = order[np.argsort(codes[order], kind="stable")]
+        return _empty_frame(), info
+    cols = _concatenate(tables, voc)
+    order, group = _order_resolving_restarts(cols, voc, info)
+    if len(voc.streams) > 1:
+        order = _keep_one_stream_per_tag(order, group, cols.codes, voc, info)
     del group
-
     # Reorder one column at a time and let go of the inputs as we go: peak memory stays near
     # one extra column, not a second copy of the table.
     for t in tables:
         t.codes = t.steps = t.values = t.wall_times = None  # type: ignore[assignment]
     tables.clear()
+    frame = _frame(cols, voc, order)
+    info["restarts"] = _summarise_restarts(info["restarts"])
+    return frame, info
+
+
+@dataclass
+class _Vocabulary:
+    """The tables' tags, files and streams, each given one code."""
+
+    tags: list[str]
+    tag_code: dict[str, int]
+    sources: list[str]
+    source_code: dict[str, int]
+    streams: list[str]
+    stream_code: dict[str, int]  # first-seen order; a dict, so 50,000 files stay linear
+    stream_fmt: dict[int, str]
+
+
+def _vocabulary(tables: list[Table]) -> _Vocabulary:
+    all_tags = sorted({tag for t in tables for tag in t.tags})
+    sources = sorted({t.source for t in tables})
+    stream_code: dict[str, int] = {}
+    stream_fmt: dict[int, str] = {}
+    for t in tables:
+        stream_fmt[stream_code.setdefault(t.stream, len(stream_code))] = t.fmt
+    return _Vocabulary(all_tags, {tag: i for i, tag in enumerate(all_tags)}, sources,
+                       {s: i for i, s in enumerate(sources)}, list(stream_code), stream_code, stream_fmt)
+
+
+def _empty_frame() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "tag": pd.Categorical([], categories=[]),
+            "step": np.zeros(0, dtype=np.int64),
+            "value": np.zeros(0),
+            "wall_time": np.zeros(0),
+            "source": pd.Categorical([], categories=[]),
+        }
+    )
+
+
+@dataclass
+class _Columns:
+    """All tables' points in one set of columns (tag, file and stream as codes); :func:`_frame`
+    releases each column as soon as it is reordered."""
+
+    codes: np.ndarray
+    steps: np.ndarray
+    values: np.ndarray
+    walls: np.ndarray
+    src: np.ndarray
+    stream: np.ndarray
+
+
+def _concatenate(tables: list[Table], voc: _Vocabulary) -> _Columns:
+    itype = np.int32 if len(voc.tags) > 32000 else np.int16
+    ftype = np.int32 if max(len(voc.sources), len(voc.streams)) > 32000 else np.int16  # file and stream codes
+    tag_code = voc.tag_code
+    if len(tables) == 1:
+        t = tables[0]
+        remap = np.asarray([tag_code[x] for x in t.tags], dtype=itype)
+        codes = remap[t.codes] if len(t.tags) else t.codes.astype(itype)
+        return _Columns(codes, t.steps, t.values, t.wall_times, np.zeros(len(t), dtype=ftype),
+                        np.zeros(len(t), dtype=ftype))
+    return _Columns(
+        codes=np.concatenate([np.asarray([tag_code[x] for x in t.tags], dtype=itype)[t.codes] for t in tables]),
+        steps=np.concatenate([t.steps for t in tables]),
+        values=np.concatenate([t.values for t in tables]),
+        walls=np.concatenate([t.wall_times for t in tables]),
+        src=np.concatenate([np.full(len(t), voc.source_code[t.source], dtype=ftype) for t in tables]),
+        stream=np.concatenate([np.full(len(t), voc.stream_code[t.stream], dtype=ftype) for t in tables]),
+    )
+
+
+def _order_resolving_restarts(cols: _Columns, voc: _Vocabulary, info: dict) -> tuple[np.ndarray | None, np.ndarray]:
+    """(row order, group of each row): rows sorted by group = (stream, tag), file order inside each
+    group, with the abandoned points of every restart dropped and the restarts recorded in
+    ``info``.  The order is None when the rows already stand in group order and nothing is dropped."""
+    streams, ntags, steps = voc.streams, len(voc.tags), cols.steps
+    # Radix-friendly stable sort keeps file order inside each group.
+    group = cols.stream.astype(np.int64) * ntags + cols.codes if len(streams) > 1 else cols.codes
+    order: np.ndarray | None
+    if len(streams) == 1 and bool((group[1:] >= group[:-1]).all()):
+        order = None  # already in group order (a CSV is read column by column): no copies
+    else:
+        order = np.argsort(group, kind="stable")
+    if not _needs_resolution(order, group, steps):
+        return order, group
+    if order is None:
+        order = np.arange(group.size)
+    g_sorted = group[order]
+    s_sorted = steps[order]
+    same = g_sorted[1:] == g_sorted[:-1]
+    back = same & (s_sorted[1:] < s_sorted[:-1])
+    keep = _segmented_keep(g_sorted, s_sorted)
+    for i in np.flatnonzero(back):
+        gi = int(g_sorted[i + 1])
+        info["restarts"].append(
+            {
+                "stream": streams[gi // ntags] if len(streams) > 1 else streams[0],
+                "tag": voc.tags[gi % ntags],
+                "step": int(s_sorted[i + 1]),
+                "from_step": int(s_sorted[i]),
+            }
+        )
+    return order[keep], group
+
+
+def _keep_one_stream_per_tag(order: np.ndarray, group: np.ndarray, codes: np.ndarray, voc: _Vocabulary,
+                             info: dict) -> np.ndarray:
+    """Same tag in several streams: keep the stream with the most points (then the finer format),
+    record the dropped copies in ``info``, and sort the rows by tag only."""
+    streams, ntags = voc.streams, len(voc.tags)
+    g_kept = group[order]
+    counts = np.bincount(g_kept, minlength=len(streams) * ntags).reshape(len(streams), ntags)
+    present = counts > 0
+    multi = np.flatnonzero(present.sum(axis=0) > 1)
+    if multi.size:
+        drop_groups = []
+        for tc in multi:
+            cands = [s for s in range(len(streams)) if present[s, tc]]
+            best = min(cands, key=lambda s: (-counts[s, tc], FORMAT_PRIORITY.get(voc.stream_fmt[s], 9), s))
+            dropped = [s for s in cands if s != best]
+            drop_groups += [s * ntags + tc for s in dropped]
+            info["duplicates"].append(
+                {"tag": voc.tags[tc], "kept": streams[best], "dropped": [streams[s] for s in dropped]}
+            )
+        order = order[~np.isin(g_kept, np.asarray(drop_groups))]
+    del g_kept
+    # Within a tag the kept stream's steps are strictly increasing: sort by tag only.
+    return order[np.argsort(codes[order], kind="stable")]
+
+
+def _frame(cols: _Columns, voc: _Vocabulary, order: np.ndarray | None) -> Any:
+    """The long DataFrame in ``order``, built one column at a time, each input column released
+    as soon as it is copied."""
+    import pandas as pd
+
     def pick(column: np.ndarray) -> np.ndarray:
         return column if order is None else column[order]
 
-    cols: dict[str, Any] = {}
-    cols["tag"] = pd.Categorical.from_codes(pick(codes), categories=pd.Index(all_tags, dtype=object))
-    del codes
-    cols["step"] = pick(steps)
-    del steps
-    cols["value"] = pick(values)
-    del values
-    cols["wall_time"] = pick(walls)
-    del walls
-    cols["source"] = pd.Categorical.from_codes(pick(src), categories=pd.Index(sources, dtype=object))
-    del src, order, stream
-    frame = pd.DataFrame(cols, copy=False)
-    del cols
-    info["restarts"] = _summarise_restarts(info["restarts"])
-    return frame, info
+    out: dict[str, Any] = {}
+    out["tag"] = pd.Categorical.from_codes(pick(cols.codes), categories=pd.Index(voc.tags, dtype=object))
+    cols.codes = None  # type: ignore[assignment]
+    out["step"] = pick(cols.steps)
+    cols.steps = None  # type: ignore[assignment]
+    out["value"] = pick(cols.values)
+    cols.values = None  # type: ignore[assignment]
+    out["wall_time"] = pick(cols.walls)
+    cols.walls = None  # type: ignore[assignment]
+    out["source"] = pd.Categorical.from_codes(pick(cols.src), categories=pd.Index(voc.sources, dtype=object))
+    cols.src = cols.stream = None  # type: ignore[assignment]
+    return pd.DataFrame(out, copy=False)
 
 
 def _summarise_restarts(events: list[dict]) -> list[dict]:
