@@ -61,35 +61,21 @@ def apply_command(
     if not target.exists():
         raise InputError(f"no such file or directory: {target}", "give a run directory, a config file or a checkpoint")
     fixes = list(fix or [])
-    from trainfix.fixes.recommend import check_fix_ids
-
-    check_fix_ids(fixes)  # a misspelled --fix fails here, before any file is read or diagnosed
-    if relaunch and relaunch_cmd:
-        raise UsageError("--relaunch and --relaunch-cmd are alternatives", "use --relaunch for trainfix configs, --relaunch-cmd for your own script")
-    if resume_from is not None and not relaunch:
-        raise UsageError("--resume-from needs --relaunch", "add --relaunch")
-    if relaunch_cmd is not None and "{config}" not in relaunch_cmd:
-        raise UsageError("--relaunch-cmd must contain {config} (where the patched config's path goes)",
-                         "e.g. --relaunch-cmd 'python train.py --config {config} --out {out}'")
+    _check_options(fixes, relaunch, relaunch_cmd, resume_from)
     if target.is_file() and target.suffix.lower() in CHECKPOINT_SUFFIXES:
         if train_config is not None:
             raise UsageError("--train-config goes with a run directory, not a checkpoint",
                              f"trainfix apply {target} --fix checkpoint-keys")
         _repair_checkpoint(target, fixes, output, model, dry_run)
         return
-    if train_config is not None:
-        if not target.is_dir():
-            raise UsageError(f"with --train-config, PATH is the run directory; {target} is a file",
-                             f"trainfix apply RUN_DIR --train-config {train_config} --fix ID")
-        if not train_config.is_file():
-            raise InputError(f"--train-config {train_config}: no such file", "pass the YAML/JSON config your training script reads")
+    _check_train_config(target, train_config)
     run_dir = target if target.is_dir() else target.parent
     if "checkpoint-keys" in fixes:
         raise UsageError("'checkpoint-keys' repairs a checkpoint, not a config", checkpoint_hint(run_dir))
 
-    from trainfix.fixes.foreign import default_output, find_config, is_within, load_document
+    from trainfix.fixes.foreign import default_output, find_config, load_document
     from trainfix.fixes.patch import patch_document
-    from trainfix.fixes.recommend import plan_fixes, recommend
+    from trainfix.fixes.recommend import plan_fixes
 
     config_path = train_config or (find_config(target) if target.is_dir() else target)
     doc = load_document(config_path)
@@ -99,48 +85,20 @@ def apply_command(
     logs_here = has_logs(run_dir) and (target.is_dir() or is_one_run(run_dir))
     report = diagnose_quietly(run_dir, train_config) if logs_here else None
     findings = list(report.findings) if report is not None else []
+    fixes = fixes or _recommended_fixes(con, doc, report, findings, run_dir)
     if not fixes:
-        if report is None:
-            raise UsageError(f"no --fix given and no training logs to diagnose in {run_dir}",
-                             "pass --fix ID (trainfix list fixes), or point at a run directory")
-        recs = recommend(doc.tree, findings)
-        show_recommendations(con, recs)
-        fixes = [r.recipe_id for r in recs if r.recipe_id and not r.shared]
-        if not fixes:
-            con.print("nothing to apply: no finding has a fix that edits this config")
-            return
+        return
     patches, already = plan_fixes(doc.tree, _dedupe(fixes), findings, doc.provenance)
     for fix_id in already:
         con.print(f"[dim]{fix_id}: already applied to this config (its provenance lists it); nothing to change[/]")
     if relaunch:  # refuse before anything is written
-        if not doc.is_trainfix:
-            raise UsageError("--relaunch trains trainfix configs; this is a foreign config",
-                             "use --relaunch-cmd 'python train.py --config {config} --out {out}'")
-        cold = [p.recipe_id for p in patches if not _recipe(p.recipe_id).warm_start]
-        if resume_from is not None and cold:
-            raise FixError(f"--resume-from is not safe with {', '.join(cold)}: the fix changes what the checkpoint holds",
-                           "relaunch without --resume-from (a fresh run)")
+        _check_relaunch(doc, patches, resume_from)
     the_run = run_dir if (target.is_dir() or logs_here) else None
     out_path = default_output(config_path, output, run_dir=the_run)
-    if the_run is not None and logs_here and is_within(out_path, the_run):
-        raise UsageError(f"{out_path} is inside the run directory {the_run}: its next diagnosis would read the "
-                         "patched copy as the run's own config",
-                         "write it elsewhere (without -o it goes beside the run directory)")
-    if not dry_run and not force and (out_path.exists() or _sidecar_exists(doc, out_path)):
-        raise UsageError(f"{out_path} already exists (an earlier output?); not overwritten",
-                         f"pass --force to replace it, -o for another file, or stack the fixes on it: "
-                         f"trainfix apply {shlex.quote(str(out_path))} --fix ID")
+    _check_output(doc, out_path, the_run, logs_here, dry_run, force)
     result = patch_document(doc, patches, str(out_path))
-    for patch, applied in result.applied:
-        show_patch(con, patch, applied)
-    if not result.changed:
-        if any(p.advice and not a.already_applied and not a.unchanged for p, a in result.applied):
-            con.print("no key in this config expresses the fix: nothing written; follow the advice above")
-        else:
-            con.print("nothing changed: every fix is already in place; no file written")
+    if not _show_result(con, result):
         return
-    con.print()
-    show_diff(con, result.diff)
     if dry_run:
         con.print("[yellow]dry run: nothing written[/]")
         return
@@ -155,6 +113,88 @@ def apply_command(
         return
     # the old run used the user's config as it was, the new one the patched copy
     finish_with_comparison(before, new_run, train_config, out_path if train_config is not None else None)
+
+
+def _check_options(fixes: list[str], relaunch: bool, relaunch_cmd: Optional[str], resume_from: Optional[Path]) -> None:
+    """Refuse a misspelled --fix and options that do not go together, before any file is read."""
+    from trainfix.fixes.recommend import check_fix_ids
+
+    check_fix_ids(fixes)  # a misspelled --fix fails here, before any file is read or diagnosed
+    if relaunch and relaunch_cmd:
+        raise UsageError("--relaunch and --relaunch-cmd are alternatives", "use --relaunch for trainfix configs, --relaunch-cmd for your own script")
+    if resume_from is not None and not relaunch:
+        raise UsageError("--resume-from needs --relaunch", "add --relaunch")
+    if relaunch_cmd is not None and "{config}" not in relaunch_cmd:
+        raise UsageError("--relaunch-cmd must contain {config} (where the patched config's path goes)",
+                         "e.g. --relaunch-cmd 'python train.py --config {config} --out {out}'")
+
+
+def _check_train_config(target: Path, train_config: Optional[Path]) -> None:
+    """--train-config goes with a run directory and must name a file."""
+    if train_config is None:
+        return
+    if not target.is_dir():
+        raise UsageError(f"with --train-config, PATH is the run directory; {target} is a file",
+                         f"trainfix apply RUN_DIR --train-config {train_config} --fix ID")
+    if not train_config.is_file():
+        raise InputError(f"--train-config {train_config}: no such file", "pass the YAML/JSON config your training script reads")
+
+
+def _recommended_fixes(con, doc: Any, report: Any, findings: list, run_dir: Path) -> list[str]:
+    """Without --fix: the best fix per finding that edits this config, listed as they are chosen
+    (empty, said so, when none does)."""
+    from trainfix.fixes.recommend import recommend
+
+    if report is None:
+        raise UsageError(f"no --fix given and no training logs to diagnose in {run_dir}",
+                         "pass --fix ID (trainfix list fixes), or point at a run directory")
+    recs = recommend(doc.tree, findings)
+    show_recommendations(con, recs)
+    fixes = [r.recipe_id for r in recs if r.recipe_id and not r.shared]
+    if not fixes:
+        con.print("nothing to apply: no finding has a fix that edits this config")
+    return fixes
+
+
+def _check_relaunch(doc: Any, patches: list, resume_from: Optional[Path]) -> None:
+    """--relaunch trains trainfix configs only, and warm-starts only when every fix allows it."""
+    if not doc.is_trainfix:
+        raise UsageError("--relaunch trains trainfix configs; this is a foreign config",
+                         "use --relaunch-cmd 'python train.py --config {config} --out {out}'")
+    cold = [p.recipe_id for p in patches if not _recipe(p.recipe_id).warm_start]
+    if resume_from is not None and cold:
+        raise FixError(f"--resume-from is not safe with {', '.join(cold)}: the fix changes what the checkpoint holds",
+                       "relaunch without --resume-from (a fresh run)")
+
+
+def _check_output(doc: Any, out_path: Path, the_run: Optional[Path], logs_here: bool, dry_run: bool,
+                  force: bool) -> None:
+    """The output never lands inside the run it came from, nor over an earlier output without --force."""
+    from trainfix.fixes.foreign import is_within
+
+    if the_run is not None and logs_here and is_within(out_path, the_run):
+        raise UsageError(f"{out_path} is inside the run directory {the_run}: its next diagnosis would read the "
+                         "patched copy as the run's own config",
+                         "write it elsewhere (without -o it goes beside the run directory)")
+    if not dry_run and not force and (out_path.exists() or _sidecar_exists(doc, out_path)):
+        raise UsageError(f"{out_path} already exists (an earlier output?); not overwritten",
+                         f"pass --force to replace it, -o for another file, or stack the fixes on it: "
+                         f"trainfix apply {shlex.quote(str(out_path))} --fix ID")
+
+
+def _show_result(con, result: Any) -> bool:
+    """Print each patch, then the diff or why nothing changed; whether anything changed."""
+    for patch, applied in result.applied:
+        show_patch(con, patch, applied)
+    if not result.changed:
+        if any(p.advice and not a.already_applied and not a.unchanged for p, a in result.applied):
+            con.print("no key in this config expresses the fix: nothing written; follow the advice above")
+        else:
+            con.print("nothing changed: every fix is already in place; no file written")
+        return False
+    con.print()
+    show_diff(con, result.diff)
+    return True
 
 
 def _sidecar_exists(doc: Any, out_path: Path) -> bool:
