@@ -251,6 +251,31 @@ class InputFile(io.BufferedReader):
                 carry = b""
             yield from parts
 
+    def blocks(self) -> Iterator[bytes]:
+        """The same lines as iterating the file, joined into blocks of whole lines (a reader splits
+        a block at C speed instead of taking the lines one call at a time).  A block ends at a line
+        end, except a piece of an over-long line and an unterminated last line, which come as
+        blocks of their own.  Blocks are bytes-like (``str(block, "utf-8", "replace")``)."""
+        read, size, limit = self.read, self._chunk, self._max_line  # the pieces _lines makes
+        carry = b""
+        while True:
+            chunk = read(size)
+            if not chunk:
+                if carry:
+                    yield carry
+                return
+            if carry:
+                chunk = carry + chunk
+            cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1  # after the last line end
+            if cut:
+                yield memoryview(chunk)[:cut]  # no copy
+                carry = chunk[cut:]
+            else:
+                carry = chunk
+            if len(carry) >= limit:  # no line break in a whole budget's worth: emit it as a piece
+                yield carry
+                carry = b""
+
 
 def open_input(path: str | os.PathLike) -> InputFile:
     """Open ``path`` for reading under the current budget (see the module docstring).

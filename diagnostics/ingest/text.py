@@ -1,7 +1,7 @@
 """Plain stdout/stderr text logs: metric lines among everything else a training script prints.
 
-Streams the file line by line (a 100 MB log never sits in memory), splitting on ``\\n`` and ``\\r``
-(progress bars redraw with ``\\r``); bytes that are not UTF-8 are replaced.  Understood:
+Streams the file in blocks of whole lines (a 100 MB log never sits in memory), splitting on ``\\n``
+and ``\\r`` (progress bars redraw with ``\\r``); bytes that are not UTF-8 are replaced.  Understood:
 
 * ``key: value`` and ``key=value`` pairs, separated by ``|``, ``,``, ``;``, `` - `` or spaces, with
   multi-word keys (``Train Loss: 0.41 | Val Acc: 85.91%``) and any script (``训练损失: 4.61``);
@@ -26,10 +26,13 @@ has batch-level lines, the epoch's last global step); else the count of metric l
 from __future__ import annotations
 
 import re
+from array import array
 from pathlib import Path
 
+import numpy as np
+
 from trainfix.diagnostics.ingest.safe_read import open_input
-from trainfix.diagnostics.ingest.table import PointBuilder, Table
+from trainfix.diagnostics.ingest.table import Table
 
 _NUM = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
 _WORD = r"(?:[^\W\d]|\()[\w./()\[\]\-]*+"  # possessive: no backtracking inside a word
@@ -47,6 +50,18 @@ _METRIC_WORD = re.compile(
     r"perplexity|ppl|wer|cer|bleu|rouge|score|norm|grad|mem|损失|准确|精度",
     re.I,
 )
+# One pass per line for every pair: the words of a key (starting within 80 characters of its ":" or
+# "="), the value (taken whole: atomic groups, as _VALUE takes it) and what must follow it.  It finds
+# what _VALUE, _AFTER and _KEY_END find one value at a time (see _line_pairs), except after a value
+# spelled in letters (nan, inf), where the next key may start inside that value: such lines go the
+# one-at-a-time way (_HAS_WORD_VALUE).
+_AFTER_BODY = rf"\s*$|\s*[|,;]|\s+-\s|\s+{_KEY}\s*[:=]|\s*\)|\s*\}}"
+# A key that is a step indicator ("epoch: 3") is not a metric: _PAIR does not take it (ASCII case
+# folding, as str.lower() folds these words).
+_INDICATOR = r"(?ai:epoch|step|global[ _]step|iter|iteration|it|batch)"
+_PAIR = re.compile(rf"(?<![\w./()\-])(?=[^\W\d]|\()(?=[^:=]{{0,80}}[:=])(?!{_INDICATOR}[ \t]*[:=])(?P<key>{_KEY})"
+                   rf"[ \t]*(?>[:=][ \t]*(?P<val>(?>{_NUM}))(?P<pct>[ \t]*%)?)(?={_AFTER_BODY})")
+_HAS_WORD_VALUE = re.compile(r"[:=][ \t]*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)")
 _INDICATOR_KEYS = {"epoch", "step", "global step", "global_step", "iter", "iteration", "it", "batch"}
 _ARG_DUMP = re.compile(r"\s*(args|arguments|config|hparams|hyperparameters)\b", re.I)
 
@@ -69,8 +84,111 @@ def _with_phase(prefix: str, pairs: list[tuple[str, str, bool]]) -> list[tuple[s
     return [(k if _HAS_PHASE.match(k) else f"{phase} {k}", v, pct) for k, v, pct in pairs]
 
 
+def _line_pairs(line: str) -> tuple[list[tuple[str, str, bool]], int | None]:
+    """(pairs, where the first key starts) of one line, one value at a time: every ``:``/``=`` value
+    that ends at a separator, with the key words just before it.  The definition _PAIR follows."""
+    pairs = []
+    first_key_at: int | None = None
+    for vm in _VALUE.finditer(line):
+        start = vm.start()
+        if not _AFTER.match(line, vm.end()):
+            continue
+        km = _KEY_END.search(line, max(0, start - 80), start)
+        if not km:
+            continue
+        key = km.group("key").strip()
+        if key.lower() in _INDICATOR_KEYS:
+            continue
+        if first_key_at is None:
+            first_key_at = km.start("key")
+        pairs.append((key, vm.group("val"), bool(vm.group("pct"))))
+    return pairs, first_key_at
+
+
+def _lines_of(block) -> list[str]:
+    """The lines of a block of whole lines, as reading them one at a time gave them: split at
+    ``\\n``, ``\\r\\n`` and ``\\r``, a line keeping its ``\\n`` (not a ``\\r``), which matters only to a line
+    ending in ``-`` (``" -\\n"`` is a separator, ``" -"`` at the end is not)."""
+    text = str(block, "utf-8", "replace")  # \n and \r never sit inside a UTF-8 sequence: same as line by line
+    if "-\r" in text or "-\n" in text:
+        return [ln + "\n" if nl and ln.endswith("-") else ln for ln, nl in _split_parts(text)]
+    return text.replace("\r", "\n").split("\n")
+
+
+def _split_parts(text: str) -> list[tuple[str, bool]]:
+    """(line, ended by a newline) of a block of text."""
+    out = []
+    for seg in text.split("\r"):
+        lines = seg.split("\n")
+        out.extend((ln, True) for ln in lines[:-1])
+        out.append((lines[-1], False))
+    return out
+
+
+def _pairs_of(line: str) -> list[tuple[str, str, bool]]:
+    """The (key, value, is-percent) pairs of one line, keys prefixed with the line's phase word."""
+    if _HAS_WORD_VALUE.search(line):
+        pairs, first_key_at = _line_pairs(line)
+    else:
+        found = _PAIR.findall(line)
+        if not found:
+            return []
+        pairs = [(k, v, bool(p)) for k, v, p in found]
+        first_key_at = None
+        low = line.lower()
+        if not line.isascii() or "val" in low or "train" in low or "test" in low:  # a phase word may come first
+            first_key_at = _PAIR.search(line).start("key")
+    if first_key_at is not None and pairs:
+        pairs = _with_phase(line[:first_key_at], pairs)
+    return pairs
+
+
+class _Points:
+    """The points of one file in flat arrays (8 + 8 + 4 bytes a point, no Python object each)."""
+
+    def __init__(self) -> None:
+        self.tag_index: dict[str, int] = {}
+        self.tags: list[str] = []
+        self.codes = array("i")
+        self.steps = array("q")
+        self.values = array("d")
+        self.units: dict[str, str] = {}
+
+    def add_line(self, pairs: list[tuple[str, str, bool]], step: int) -> None:
+        tag_index = self.tag_index
+        for key, val, pct in pairs:
+            try:
+                value = float(val)
+            except ValueError:
+                continue
+            if pct:
+                value /= 100.0
+                self.units[key] = "%"
+            code = tag_index.get(key)
+            if code is None:
+                code = tag_index[key] = len(self.tags)
+                self.tags.append(key)
+            self.codes.append(code)
+            self.steps.append(step)
+            self.values.append(value)
+    def table(self, source: str, notes: list[str]) -> Table:
+        n = len(self.steps)
+        codes = np.frombuffer(self.codes, dtype=np.intc).astype(np.int32) if n else np.zeros(0, np.int32)
+        steps = np.frombuffer(self.steps, dtype=np.int64).copy() if n else np.zeros(0, np.int64)
+        values = np.frombuffer(self.values, dtype=np.float64).copy() if n else np.zeros(0)
+        t = Table(source, "text", source, self.tags, codes, steps, values, np.full(n, np.nan), notes=notes)
+        t.units.update(self.units)
+        return t
+
+
 def read_text(path: Path, source: str) -> Table:
-    points = PointBuilder()
+    """Read one text log (see the module docstring for what is understood).
+
+    Lines are taken a block at a time; a line that holds no ``:``, ``=`` or ``poch`` costs three
+    substring tests, and a metric line one :data:`_PAIR` scan, the indicator searches its words
+    call for, and its points.
+    """
+    pts = _Points()
     epoch: int | None = None
     epoch0: int | None = None
     per_epoch: int | None = None  # batches per epoch, from "Batch: i/N"
@@ -78,11 +196,8 @@ def read_text(path: Path, source: str) -> Table:
     batch_level = False
     count = 0
     with open_input(path) as fh:  # regular files only, budgeted, bounded lines (a \r-only log too)
-        for raw in fh:
-            for part in raw.split(b"\r"):
-                if len(part) < 3:
-                    continue
-                line = part.decode("utf-8", "replace")
+        for block in fh.blocks():
+            for line in _lines_of(block):
                 if ":" not in line and "=" not in line and "poch" not in line:
                     continue
                 m_epoch = _EPOCH.search(line) if ("poch" in line or "POCH" in line) else None
@@ -92,24 +207,9 @@ def read_text(path: Path, source: str) -> Table:
                         epoch0 = epoch
                 if "ETA" in line or "Namespace(" in line or _ARG_DUMP.match(line):
                     continue
-                pairs = []
-                first_key_at: int | None = None
-                for vm in _VALUE.finditer(line):
-                    start = vm.start()
-                    if not _AFTER.match(line, vm.end()):
-                        continue
-                    km = _KEY_END.search(line, max(0, start - 80), start)
-                    if not km:
-                        continue
-                    key = km.group("key").strip()
-                    if key.lower() in _INDICATOR_KEYS:
-                        continue
-                    if first_key_at is None:
-                        first_key_at = km.start("key")
-                    pairs.append((key, vm.group("val"), bool(vm.group("pct"))))
+                pairs = _pairs_of(line)
                 if not pairs:
                     continue
-                pairs = _with_phase(line[:first_key_at], pairs)
                 low = line.lower()
                 m_step = _STEP.search(line) if ("step" in low or "iter" in low) else None
                 m_batch = _BATCH.search(line) if "batch" in low else None
@@ -134,16 +234,8 @@ def read_text(path: Path, source: str) -> Table:
                 else:
                     step = count
                 count += 1
-                for key, val, pct in pairs:
-                    try:
-                        value = float(val)
-                    except ValueError:
-                        continue
-                    if pct:
-                        value /= 100.0
-                        points.units[key] = "%"
-                    points.add(key, step, value)
+                pts.add_line(pairs, step)
     notes = []
-    if points.units:
-        notes.append("percentages converted to fractions: " + ", ".join(sorted(points.units)))
-    return points.table(source, "text", notes=notes)
+    if pts.units:
+        notes.append("percentages converted to fractions: " + ", ".join(sorted(pts.units)))
+    return pts.table(source, notes)
