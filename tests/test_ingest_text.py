@@ -153,3 +153,23 @@ def test_keys_that_name_their_phase_are_left_alone(tmp_path):
     log.write_text("Epoch 1: Train Loss=0.0717, Val Loss=0.0766\nEpoch 2 validation: val_acc: 0.5\n")
     t = read_text(log, log.name)
     assert {"Train Loss", "Val Loss", "val_acc"} == set(t.tags)
+
+
+def test_a_bare_iteration_counter_is_the_step(tmp_path):
+    # "i: N" / "it=N" count iterations the way "step N" and "iter N" do; the counter is no metric
+    log = tmp_path / "log.txt"
+    log.write_text(
+        "[(0,0,17)]: Epoch 1\n"
+        "[TRAIN(0,0,33)]: i: 0, train_loss: 1.3863\n"
+        "[TRAIN(0,0,40)]: i: 1, train_loss: 1.3862\n"
+        "[TRAIN(0,0,45)]: i: 2, train_loss: 1.3855\n"
+        "it=3 | loss=0.9\n"
+        "iter 4 loss: 0.8\n"
+        "step 5 loss: 0.7\n"
+        "warmup, i= 0.5, loss: 0.6\n"  # not a whole number: no counter, the last step stands
+    )
+    t = read_text(log, log.name)
+    assert set(t.tags) == {"train_loss", "loss"}
+    got = {tag: t.steps[t.codes == i].tolist() for i, tag in enumerate(t.tags)}
+    assert got["train_loss"] == [0, 1, 2]
+    assert got["loss"] == [3, 4, 5, 5]

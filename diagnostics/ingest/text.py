@@ -7,8 +7,9 @@ and ``\\r`` (progress bars redraw with ``\\r``); bytes that are not UTF-8 are re
   multi-word keys (``Train Loss: 0.41 | Val Acc: 85.91%``) and any script (``训练损失: 4.61``);
 * Keras progress output: an ``Epoch 3/50`` line, then ``... - loss: 0.41 - val_accuracy: 0.85``;
   lines still showing ``ETA`` are running averages inside an epoch and are skipped;
-* step indicators: ``Epoch 12/60``, ``epoch 3``, ``step 120``, ``iter 10``, ``Batch: 920/1330``
-  (with its epoch: global step = epochs done x batches per epoch + batch).
+* step indicators: ``Epoch 12/60``, ``epoch 3``, ``step 120``, ``iter 10``, a bare iteration counter
+  ``i: 7`` / ``it=7``, ``Batch: 920/1330`` (with its epoch: global step = epochs done x batches per
+  epoch + batch).
 
 A phase word right before a line's first pair (``Epoch 3 Validation - Loss: 0.41``, ``- Eval
 metrics: accuracy: 0.72``) prefixes that line's keys (``Validation Loss``), so training and
@@ -44,6 +45,9 @@ _AFTER = re.compile(rf"\s*$|\s*[|,;]|\s+-\s|\s+{_KEY}\s*[:=]|\s*\)|\s*\}}")
 _KEY_END = re.compile(rf"(?<![\w./()\-])(?P<key>{_KEY})[ \t]*$")
 _EPOCH = re.compile(r"\bepoch\b\s*[:=#]?\s*\[?\s*(\d+)(?:\s*/\s*(\d+))?", re.I)
 _STEP = re.compile(r"\b(?:global[_ ]step|step|iteration|iter)\b\s*[:=#]?\s*\[?\s*(\d+)(?:\s*/\s*(\d+))?", re.I)
+# A bare iteration counter, "i: 12" / "it=12": the step when no step word names one.  Only with
+# ":" or "=" and a whole number ("ratio i= 0.5" is no counter).
+_ITER_I = re.compile(r"(?<![\w.\-])(?:it|i)\s*[:=]\s*(\d+)(?![\w.])", re.I)
 _BATCH = re.compile(r"\bbatch\b\s*[:=#]?\s*\[?\s*(\d+)\s*/\s*(\d+)", re.I)
 _METRIC_WORD = re.compile(
     r"loss|acc|accuracy|\blr\b|learning[_ ]?rate|auc|f1|map|precision|recall|iou|dice|error|err\b|"
@@ -58,11 +62,11 @@ _METRIC_WORD = re.compile(
 _AFTER_BODY = rf"\s*$|\s*[|,;]|\s+-\s|\s+{_KEY}\s*[:=]|\s*\)|\s*\}}"
 # A key that is a step indicator ("epoch: 3") is not a metric: _PAIR does not take it (ASCII case
 # folding, as str.lower() folds these words).
-_INDICATOR = r"(?ai:epoch|step|global[ _]step|iter|iteration|it|batch)"
+_INDICATOR = r"(?ai:epoch|step|global[ _]step|iter|iteration|it|i|batch)"
 _PAIR = re.compile(rf"(?<![\w./()\-])(?=[^\W\d]|\()(?=[^:=]{{0,80}}[:=])(?!{_INDICATOR}[ \t]*[:=])(?P<key>{_KEY})"
                    rf"[ \t]*(?>[:=][ \t]*(?P<val>(?>{_NUM}))(?P<pct>[ \t]*%)?)(?={_AFTER_BODY})")
 _HAS_WORD_VALUE = re.compile(r"[:=][ \t]*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)")
-_INDICATOR_KEYS = {"epoch", "step", "global step", "global_step", "iter", "iteration", "it", "batch"}
+_INDICATOR_KEYS = {"epoch", "step", "global step", "global_step", "iter", "iteration", "it", "i", "batch"}
 _ARG_DUMP = re.compile(r"\s*(args|arguments|config|hparams|hyperparameters)\b", re.I)
 
 
@@ -212,6 +216,8 @@ def read_text(path: Path, source: str) -> Table:
                     continue
                 low = line.lower()
                 m_step = _STEP.search(line) if ("step" in low or "iter" in low) else None
+                if m_step is None and ("i" in low):
+                    m_step = _ITER_I.search(line)
                 m_batch = _BATCH.search(line) if "batch" in low else None
                 if not (m_step or m_epoch or m_batch or any(_METRIC_WORD.search(k) for k, _, _ in pairs)):
                     continue
