@@ -89,6 +89,6 @@ def test_the_console_script_imports_only_the_command_it_runs(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "train/loss": 1.0}\n{"step": 2, "train/loss": 0.9}\n')
     got = _console(["diagnose", str(tmp_path)])
     assert got["code"] == 0
-    commands = [m for m in got["modules"] if m.startswith("trainfix.cli.") and m not in ("trainfix.cli.app", "trainfix.cli.common")]
+    commands = [m for m in got["modules"] if m.startswith("trainfix.cli.") and m not in ("trainfix.cli.app", "trainfix.cli.common", "trainfix.cli.coercion")]
     assert commands == ["trainfix.cli.diagnose"], commands
     assert not [m for m in got["modules"] if m.startswith("torch")]

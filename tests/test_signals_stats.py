@@ -78,7 +78,16 @@ def test_theil_sen_matches_scipy_theilslopes(alpha):
 
 def test_signals_imports_no_scipy():
     code = "import sys; import trainfix.diagnostics.signals as s; s.mann_kendall([1.,3.,2.,4.]); "
-    code += "s.theil_sen([1.,3.,2.,4.]); print('scipy' in sys.modules)"
+    code += "s.theil_sen([1.,3.,2.,4.]); print('scipy' in sys.modules, 'statistics' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
     assert not math.isnan(sg.theil_sen([1.0, 3.0, 2.0, 4.0]).slope)
+
+
+def test_normal_quantile_matches_scipy_norm_ppf():
+    from scipy.stats import norm
+
+    for p in list(np.logspace(-300, -1, 60)) + list(np.linspace(0.001, 0.999, 97)):
+        assert sg._normal_quantile(float(p)) == pytest.approx(float(norm.ppf(p)), rel=1e-13, abs=1e-13)
+    with pytest.raises(ValueError):
+        sg._normal_quantile(0.0)
