@@ -12,9 +12,9 @@ the finding is gone in ``trainfix compare``.
   the run dir and the script is relaunched on the patched copy.
 - Hugging Face Trainer (with accelerate; a tiny BERT fine-tuned from tests/data/hf-tiny-bert-counting,
   no download; ``trainer_state.json`` with ``training_args.bin`` and ``training_args.json`` beside
-  it): lr 5 with AdamW, the validation accuracy never beats its first evaluation and ends at
-  chance; the user's JSON (``model_name_or_path`` + TrainingArguments keys, read with
-  ``HfArgumentParser``) is passed with ``--train-config``.
+  it): lr 0.5 with AdamW, the evaluation accuracy sits at chance (0.457/0.543, predicting one
+  class) with the evaluation loss at ln 2; the user's JSON (``model_name_or_path`` +
+  TrainingArguments keys, read with ``HfArgumentParser``) is passed with ``--train-config``.
 
 Small data (sklearn digits, generated token sequences), a few epochs, one thread.  Each test
 prints its before/after figures.
@@ -167,16 +167,19 @@ PRETRAINED = Path(__file__).parent / "data" / "hf-tiny-bert-counting"
 
 
 def test_hf_trainer_script_fine_tune_lr_far_too_high(tmp_path):
-    # a small pretrained model (made by the same script, see its README) fine-tuned at lr 5 with AdamW
+    # a small pretrained model (made by the same script, see its README) fine-tuned at lr 0.5 with AdamW:
+    # the training loss wanders 0.7-2.7 while the evaluations sit at chance
     pretrained = PRETRAINED
     args = tmp_path / "finetune.json"
-    args.write_text(json.dumps(dict(HF_COMMON, model_name_or_path=str(pretrained), learning_rate=5.0,
+    args.write_text(json.dumps(dict(HF_COMMON, model_name_or_path=str(pretrained), learning_rate=0.5,
                                     num_train_epochs=6), indent=2))
     before = tmp_path / "run"
     train("hf_trainer_train.py", "--args", args, before)
     assert (before / "training_args.bin").is_file() and (before / "training_args.json").is_file()
     found = findings(before)
-    assert "validation-never-improves" in found and "lower-lr" in found["validation-never-improves"]["fixes"], found
+    assert "never-learned" in found and "lower-lr" in found["never-learned"]["fixes"], found
+    assert found["never-learned"]["evidence"]["signature"] == "chance"
+    assert found["never-learned"]["evidence"]["loss_tag"] == "eval_loss"  # the train loss is not at ln 2
 
     out = trainfix("apply", before, "--train-config", args, "--relaunch-cmd",
                    relaunch_cmd("hf_trainer_train.py", "--args"))

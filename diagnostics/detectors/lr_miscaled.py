@@ -27,9 +27,11 @@ class LrMiscaled(Detector):
 
     What it detects
     ---------------
-    **Too low** (the usual case): the effective lr (the peak of the logged ``lr`` after warmup, else
-    the config's recorded ``scaled_lr``, else the lr the config's scaling rule computes) is below the
-    typical range of the optimizer in the run's regime (``knobs.LR_RANGES``: from scratch Adam/AdamW
+    **Too low** (the usual case): the effective lr (the peak of the logged ``lr`` after warmup, or
+    the config's own lr when that peak is up to 25% below it: a schedule first logged after it began
+    to decay; else the config's recorded ``scaled_lr``, else the lr the config's scaling rule
+    computes) is below the typical range of the optimizer in the run's regime
+    (``knobs.LR_RANGES``: from scratch Adam/AdamW
     1e-4..3e-3 and SGD 1e-2..0.5; fine-tuning pretrained weights, which ``pretrained``, a model name
     or path or a Hugging Face Trainer config says, Adam 1e-6..3e-4 and SGD 1e-4..5e-2) and either
 
@@ -120,18 +122,8 @@ class LrMiscaled(Detector):
         cfg = self._config_lr(config)
         lr_series = run.role(LR)
         lr_series = lr_series.finite() if lr_series is not None else None
-        logged_peak = None
-        warming = False
-        if lr_series is not None and len(lr_series):
-            vals = lr_series.values
-            logged_peak = float(np.max(vals))
-            # still ramping up at the end of what we see: the peak is not known yet
-            warming = len(vals) >= 3 and vals[-1] >= 0.999 * logged_peak and vals[0] < 0.5 * logged_peak
-        if logged_peak is not None and not (warming and cfg.get("effective") is not None):
-            eff, eff_from = logged_peak, f"peak of logged {lr_series.tag}"
-        elif cfg.get("effective") is not None:
-            eff, eff_from = cfg["effective"], cfg["effective_from"]
-        else:
+        eff, eff_from, logged_peak, warming = self._effective(cfg, lr_series)
+        if eff is None:
             yield self.skip("no learning rate: neither an lr tag nor optimizer lr in the config")
             return
         if not eff > 0:
@@ -189,6 +181,31 @@ class LrMiscaled(Detector):
             yield self._too_high(eff, lo, hi, family, loss, verdict, warmup, evidence, tags, steps)
 
     # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _effective(cfg: dict[str, Any], lr_series: Any) -> tuple[float | None, str, float | None, bool]:
+        """The effective lr and where it came from, the logged peak, and whether the logged lr is
+        still warming up at the end of what was logged (its peak not known yet).
+
+        The logged peak wins, except while it is still warming up, and except when the config's own
+        lr (no scaling rule) lies within 25% above it: a schedule that decays from the first step
+        (a Hugging Face linear schedule logged every few steps) never logs the lr it starts from,
+        and the config's value is that peak."""
+        logged_peak, warming = None, False
+        if lr_series is not None and len(lr_series):
+            vals = lr_series.values
+            logged_peak = float(np.max(vals))
+            warming = len(vals) >= 3 and vals[-1] >= 0.999 * logged_peak and vals[0] < 0.5 * logged_peak
+        config_eff = cfg.get("effective")
+        if logged_peak is not None and not (warming and config_eff is not None):
+            if (cfg.get("effective_from") == "optimizer lr in the config" and config_eff is not None
+                    and logged_peak < config_eff <= 1.25 * logged_peak):
+                return (config_eff, f"optimizer lr in the config (the logged {lr_series.tag} peaks at "
+                        f"{_g(logged_peak)}: the schedule was first logged after it began)", logged_peak, warming)
+            return logged_peak, f"peak of logged {lr_series.tag}", logged_peak, warming
+        if config_eff is not None:
+            return config_eff, cfg["effective_from"], logged_peak, warming
+        return None, "", logged_peak, warming
+
     @staticmethod
     def _config_lr(config: dict) -> dict[str, Any]:
         """Base lr, global batch, scaling rule and the lr they produce, from the config."""
