@@ -84,6 +84,7 @@ SINGLE_PATTERNS: dict[str, list[str]] = {
         r"^total_loss$",
         r"^(?:epoch_)?loss$",
         r"^loss_epoch$",
+        r"^(?:mean|avg|average)_loss$",
         rf"^{_T}[/_.]\w*_loss$",
         r"^训练损失$",
     ],

@@ -70,6 +70,16 @@ def sparse_active_from_start(run: Any) -> dict | None:
     return None
 
 
+def _settle_index(y: np.ndarray, direction: str) -> int:
+    """The first evaluation at which the metric (rolling median of 3) got 60% of the way from its
+    worst to its best level: where the climb of learning ends."""
+    sm = signals.smooth(y, 3)
+    lo, hi = float(np.nanmin(sm)), float(np.nanmax(sm))
+    reached = np.flatnonzero(sm >= lo + 0.6 * (hi - lo)) if direction == "max" else \
+        np.flatnonzero(sm <= hi - 0.6 * (hi - lo))
+    return int(reached[0]) if reached.size else 0
+
+
 class AccuracyOscillation(Detector):
     """Validation metric swings far beyond its own noise, with repeated large reversals.
 
@@ -82,7 +92,12 @@ class AccuracyOscillation(Detector):
     the evaluations, or before the metric (smoothed) first gets 60% of the way from its worst to its
     best level, are ignored (early training is rough while the metric climbs).  It fires when the
     remaining legs change direction at least ``min_reversals`` times and at least one goes the bad
-    way (a drop for accuracy, AUC, F1; a rise for a metric that is minimised).  A steady rise, a single
+    way (a drop for accuracy, AUC, F1; a rise for a metric that is minimised), and the metric drops
+    by ``min_swing`` at least ``min_drops`` times after the climb (one dip that recovers is two
+    reversals, not an oscillation).  In a long run the legs are read off a rolling median of
+    ``2 * (n // evals_per_window_point) + 1`` of the ``n`` evaluations: a dip of one or two evaluations in
+    300 is evaluation noise on a small validation set, while an excursion that lasts, or a strict
+    epoch-to-epoch alternation (whose median still alternates), counts.  A steady rise, a single
     drop (``accuracy-collapse``), early roughness or noise do not fire.  Only bounded metrics (0-1 or
     0-100) are judged; besides the primary metric, only aggregate ones (accuracy, AUC, F1, mAP,
     precision, recall, IoU), not per-class or per-entity metrics with small support.
@@ -112,7 +127,10 @@ class AccuracyOscillation(Detector):
     ---------------
     Tiny validation sets make accuracy jump in coarse steps; the threshold scales with the metric's
     own noise, so only swings far beyond it count.  Warm restarts lower accuracy briefly by a few
-    points, well under the 15-point default.
+    points, well under the 15-point default.  Detection metrics of long runs (precision and recall
+    at the best-F1 threshold, mAP on a few hundred images) dip by 20-35 points for an evaluation or
+    two and come back: the rolling median of a long run removes such dips, and a single dip after
+    the climb is not enough.
 
     Parameters
     ----------
@@ -130,6 +148,11 @@ class AccuracyOscillation(Detector):
         metric climbs; a swing counts when it ends after this point.
     min_points
         Evaluations needed (6).
+    evals_per_window_point
+        Evaluations per two points of the rolling-median window the legs are read from (100: no
+        smoothing below 100 evaluations, 7 points at 300).
+    min_drops
+        Drops of ``min_swing`` the bad way needed after the climb (2).
     """
 
     name = "accuracy-oscillation"
@@ -145,6 +168,8 @@ class AccuracyOscillation(Detector):
         min_reversals: int = 2
         ignore_first: float = 0.25
         min_points: int = 6
+        evals_per_window_point: int = 100
+        min_drops: int = 2
 
     def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         cands = metric_candidates(run)
@@ -211,19 +236,28 @@ class AccuracyOscillation(Detector):
         noise = signals.noise_scale(y)
         noise = noise if np.isfinite(noise) else 0.0
         threshold = max(params.min_swing * unit, min(params.noise_units * noise, params.max_swing * unit))
-        all_legs = signals.reversals(y, threshold)
+        # in a long run one evaluation is a sliver of training: a dip of one or two evaluations on a
+        # small validation set is noise, not a failure to settle.  The legs are read off a rolling
+        # median whose window grows with the evaluations (``evals_per_window_point``), which keeps
+        # every excursion that lasts longer and keeps a
+        # strict epoch-to-epoch alternation too (a median of an alternating series alternates)
+        window = 2 * (len(y) // params.evals_per_window_point) + 1
+        all_legs = signals.reversals(y, threshold, window)
+        settled = _settle_index(y, direction)
+        start = max(params.ignore_first * (len(y) - 1), settled)
         # the first part of training is often rough while the metric climbs; an oscillation is a
         # failure to settle, so only legs that end after ``ignore_first`` of the evaluations and
         # after the (smoothed) metric first got 60% of the way to its best level count
-        sm = signals.smooth(y, 3)
-        lo, hi = float(np.nanmin(sm)), float(np.nanmax(sm))
-        reached = np.flatnonzero(sm >= lo + 0.6 * (hi - lo)) if direction == "max" else \
-            np.flatnonzero(sm <= hi - 0.6 * (hi - lo))
-        settled = int(reached[0]) if reached.size else 0
-        start = max(params.ignore_first * (len(y) - 1), settled)
         legs = [leg for leg in all_legs if leg[1] > start]
         n_rev = max(len(legs) - 1, 0)
         bad_sign = -1.0 if direction == "max" else 1.0
+        # repeated: the metric must drop (the bad way) by ``min_swing`` at least ``min_drops``
+        # times after it settled; one dip that recovers, after the climb, is two reversals but
+        # not an oscillation
+        drops = [leg for leg in signals.reversals(y, params.min_swing * unit, window)
+                 if leg[0] >= settled and leg[1] > start and np.sign(leg[2]) == bad_sign]
+        if len(drops) < params.min_drops:
+            return None
         bad = [leg for leg in legs if np.sign(leg[2]) == bad_sign]
         if n_rev < params.min_reversals or not bad:
             return None

@@ -91,6 +91,11 @@ class BatchLossVariance(Detector):
     ---------------
     A classifier that has converged has many per-batch losses near 0 and a few at 0.3: a large ratio
     but a tiny absolute spread compared with where it started, so the settle test keeps it quiet.
+    With small batches the few hard samples of a converged classifier still cost 1-4 each while most
+    batches score 1e-3, so the spread stays as wide as the starting level; but the typical batch
+    loss (the late median) has then fallen ``converged_drop`` times (an order of magnitude) below
+    the start, which a loss pushed back and forth by extreme batches does not do, and the detector
+    stays quiet.
     Losses that can be negative (log-likelihoods of continuous outputs) have no meaningful ratio and
     are skipped.
 
@@ -104,6 +109,9 @@ class BatchLossVariance(Detector):
         Equal windows used when no epoch boundaries are logged (10).
     min_window
         Points a window needs to be judged (8).
+    converged_drop
+        Factor by which the late median batch loss must lie below the starting level for the run
+        to count as converged despite its spread (10).
     min_points
         Per-step points needed (50).
     """
@@ -120,19 +128,31 @@ class BatchLossVariance(Detector):
         windows: int = 10
         min_window: int = 8
         min_points: int = 50
+        converged_drop: float = 10.0
 
     def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         s, why = signals.usable(run.role(TRAIN_LOSS_STEP), "no per-step training loss logged", params.min_points)
         if s is None:
             yield self.skip(why)
             return
-        n = len(s)
         if np.mean(s.values <= 0) > 0.05:
             yield self.skip(f"{s.tag} is zero or negative in {signals.pct(float(np.mean(s.values <= 0)))} "
                             "of the steps; a max/min ratio is meaningless")
             return
+        groups, how = self._windows(run, s, params)
+        if len(groups) < 3:
+            yield self.skip(f"only {len(groups)} windows of {params.min_window}+ points in {s.tag}, need 3")
+            return
+        judged = self._judge(groups, params)
+        if judged is not None:
+            yield self._finding(run, s, how, judged, params)
+
+    @staticmethod
+    def _windows(run: Any, s: Any, params: Any) -> tuple[Groups, str]:
+        """The per-step loss split into epochs (merged up to ``min_window`` points), else into
+        ``windows`` equal windows; with how they were formed."""
         bounds = signals.epoch_boundaries(run)
-        groups = []
+        groups: Groups = []
         how = "epochs"
         if bounds is not None:
             groups = _merge_small(signals.group_by_boundaries(s.steps, s.values, bounds), params.min_window)
@@ -141,12 +161,16 @@ class BatchLossVariance(Detector):
                 how = f"epochs, about {merged} per window (few logged steps per epoch)"
         if len(groups) < 3:
             how = f"{params.windows} equal windows"
+            n = len(s)
             edges = np.linspace(0, n, params.windows + 1).astype(int)
             groups = [(s.steps[a:b], s.values[a:b]) for a, b in zip(edges[:-1], edges[1:])
                       if b - a >= params.min_window]
-        if len(groups) < 3:
-            yield self.skip(f"only {len(groups)} windows of {params.min_window}+ points in {s.tag}, need 3")
-            return
+        return groups, how
+
+    @staticmethod
+    def _judge(groups: Groups, params: Any) -> dict[str, Any] | None:
+        """Spread ratio and absolute spread per window, and whether the last third is wide and
+        unsettled; None when it is not (or too few windows hold enough positive losses)."""
         stats = []
         for st, va in groups:
             pos = va[va > 0]
@@ -154,20 +178,28 @@ class BatchLossVariance(Detector):
                 continue
             lo, hi = np.percentile(pos, [2, 98])
             stats.append((float(st[0]), float(st[-1]), float(hi / lo) if lo > 0 else float("inf"),
-                          float(hi - lo)))
+                          float(hi - lo), float(np.median(pos))))
         if len(stats) < 3:
-            return
+            return None
         k = max(1, len(stats) // 3)
         late, early = stats[-k:], stats[:k]
-        ratios = np.array([r for _, _, r, _ in late])
+        ratios = np.array([st[2] for st in late])
         median_ratio = float(np.median(ratios))
-        late_spread = float(np.median([sp for *_, sp in late]))
+        late_spread = float(np.median([st[3] for st in late]))
+        late_median = float(np.median([st[4] for st in late]))
         start_level = float(np.median(groups[0][1]))
         if start_level <= 0:
-            return
+            return None
         share = late_spread / start_level
         if median_ratio < params.min_ratio or share < params.min_spread:
-            return
+            return None
+        if late_median * params.converged_drop <= start_level:
+            return None  # the typical batch is fit: the spread is a few hard samples per small batch
+        return {"late": late, "early": early, "k": k, "ratios": ratios, "median_ratio": median_ratio,
+                "late_spread": late_spread, "late_median": late_median, "start_level": start_level,
+                "share": share, "windows": len(stats)}
+
+    def _finding(self, run: Any, s: Any, how: str, j: dict[str, Any], params: Any) -> Finding:
         config = run.config or {}
         mil = mil_evident(run)
         smoothing = knobs.lookup_float(config, "label_smoothing")
@@ -176,30 +208,33 @@ class BatchLossVariance(Detector):
             fixes.append("label-smoothing")
         if not knobs.has_grad_clip(config):
             fixes.append("grad-clip")
+        late, k, ratios = j["late"], j["k"], j["ratios"]
+        median_ratio, share = j["median_ratio"], j["share"]
         first_step, last_step = late[0][0], late[-1][1]
         msg = (f"per-step {s.tag} spans {median_ratio:.0f}x (q98/q02, median over the last {k} "
                f"{'epochs' if how == 'epochs' else 'windows'}; max {float(np.max(ratios)):.0f}x) and has not "
-               f"settled: its late spread {signals.fmt(late_spread)} is {share:.2g}x the starting level "
-               f"{signals.fmt(start_level)}")
+               f"settled: its late spread {signals.fmt(j['late_spread'])} is {share:.2g}x the starting level "
+               f"{signals.fmt(j['start_level'])}")
         if mil:
             msg += "; the run uses multiple-instance selection" + (
                 f" ({mil['mil_selection']})" if "mil_selection" in mil else "")
         evidence = {
             "median_ratio": median_ratio,
             "max_ratio": float(np.max(ratios)),
-            "ratio_first_third": float(np.median([r for _, _, r, _ in early])),
-            "late_spread": late_spread,
-            "start_level": start_level,
+            "ratio_first_third": float(np.median([st[2] for st in j["early"]])),
+            "late_spread": j["late_spread"],
+            "late_median": j["late_median"],
+            "start_level": j["start_level"],
             "spread_share": share,
-            "windows": len(stats),
+            "windows": j["windows"],
             "windows_from": how,
-            "points": n,
+            "points": len(s),
             "mil": mil,
             "grad_clip": knobs.lookup_float(config, "grad_clip"),
             "grad_norm_median": signals.grad_norm_median(run),
-            "label_smoothing": knobs.lookup_float(config, "label_smoothing"),
+            "label_smoothing": smoothing,
         }
         excess = np.log10(median_ratio / max(params.min_ratio, 1.0) + 1)
         conf = float(min(0.95, 0.6 + 0.1 * excess + 0.1 * min(share, 2)))
-        yield self.finding(msg, evidence=evidence, steps=(first_step, last_step), tags=[s.tag],
-                           fixes=fixes, confidence=conf)
+        return self.finding(msg, evidence=evidence, steps=(first_step, last_step), tags=[s.tag],
+                            fixes=fixes, confidence=conf)
