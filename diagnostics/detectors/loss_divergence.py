@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
 
 class LossDivergence(Detector):
-    """Training loss rises far beyond its noise after its minimum, ends above where it started, jumps
-    and settles far above its minimum, or falls without bound.
+    """Training loss rises far beyond its noise after its minimum, or ends above where it started.
 
     What it detects
     ---------------
