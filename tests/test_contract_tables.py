@@ -120,26 +120,51 @@ def test_sections_helper_rejects_a_misordered_docstring():
         sections("Summary.\n\nEvidence\n---\nx\n")
 
 
-def test_no_detector_imports_another_detector():
-    """Detectors never import each other: what two of them share lives in ``diagnostics.signals``
-    (numerics, run-level series) or ``diagnostics.knobs`` (config facts)."""
+def sibling_imports(folder: Path, package: str, allowed: tuple[str, ...] = ()) -> list[str]:
+    """``file: module`` for every import of a sibling module of ``package`` (absolute or relative,
+    lazy ones inside functions too), but those named in ``allowed`` and a module's own name."""
     import ast
 
-    folder, package = DET_DIR, "trainfix.diagnostics.detectors"
     offenders = []
     for path in sorted(folder.glob("*.py")):
         if path.name == "__init__.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
+            if isinstance(node, ast.ImportFrom) and node.level:  # from .x import y, from . import x
+                base = ".".join([package, node.module] if node.module else [package])
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
+            depth = package.count(".") + 1
             for name in names:
-                if name.startswith(package + ".") and name.split(".")[3] not in ("base", path.stem):
+                if name.startswith(package + ".") and name.split(".")[depth] not in (*allowed, path.stem):
                     offenders.append(f"{path.name}: {name}")
-    assert not offenders, f"sibling imports: {sorted(set(offenders))}"
+    return sorted(set(offenders))
+
+
+def test_no_detector_imports_another_detector():
+    """Detectors never import each other: what two of them share lives in ``diagnostics.signals``
+    (numerics, run-level series) or ``diagnostics.knobs`` (config facts)."""
+    offenders = sibling_imports(DET_DIR, "trainfix.diagnostics.detectors", allowed=("base",))
+    assert not offenders, f"sibling imports: {offenders}"
+
+
+def test_no_recipe_imports_another_recipe():
+    """Recipes never import each other: what two of them plan lives in ``fixes.base`` or
+    ``fixes.schedule_edits``."""
+    offenders = sibling_imports(REC_DIR, "trainfix.fixes.recipes")
+    assert not offenders, f"sibling imports: {offenders}"
+
+
+def test_sibling_imports_sees_absolute_relative_and_lazy_imports(tmp_path):
+    (tmp_path / "a.py").write_text("from trainfix.pkg.b import x\nfrom trainfix.pkg import base\n")
+    (tmp_path / "c.py").write_text("def f():\n    from .d import y\n    from . import e\n    import trainfix.pkg.f\n")
+    assert sibling_imports(tmp_path, "trainfix.pkg", allowed=("base",)) == [
+        "a.py: trainfix.pkg.b", "a.py: trainfix.pkg.b.x", "c.py: trainfix.pkg.d", "c.py: trainfix.pkg.d.y",
+        "c.py: trainfix.pkg.e", "c.py: trainfix.pkg.f"]
 
 
 @pytest.mark.parametrize("name", list(DETECTORS))

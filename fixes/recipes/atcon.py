@@ -42,7 +42,7 @@ Example diff
 from __future__ import annotations
 
 from trainfix.fixes.base import Recipe, sig
-from trainfix.fixes.recipes.two_stage_sparse import split_epochs
+from trainfix.fixes.schedule_edits import split_epochs
 
 WEIGHT = 0.1
 LR_FACTOR = 0.1

@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 
 from trainfix.fixes.base import PatchBuilder, Recipe, evidence_number, sig
-from trainfix.fixes.recipes.lr_warmup import add_warmup
+from trainfix.fixes.schedule_edits import add_warmup
 
 SEED_REFERENCE = 16
 

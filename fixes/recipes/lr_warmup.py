@@ -31,53 +31,8 @@ Example diff
 
 from __future__ import annotations
 
-from trainfix.fixes.base import PatchBuilder, Recipe
-
-RATIO = 0.1
-MAX_EPOCHS = 5
-
-
-def warmup_epochs_for(epochs: float | None) -> int:
-    """10% of the run, between 1 and 5 epochs (5 when the length is unknown)."""
-    if not epochs or epochs <= 0:
-        return MAX_EPOCHS
-    return int(min(MAX_EPOCHS, max(1, round(RATIO * epochs))))
-
-
-def current_warmup(b: PatchBuilder) -> tuple[str, float] | None:
-    """(knob, value) of a warmup already set to more than zero, or None."""
-    for knob in ("warmup_epochs", "warmup_steps", "warmup_ratio"):
-        if b.own and knob != "warmup_epochs":
-            continue
-        value = b.get_float(knob)
-        if value is not None and value > 0:
-            return knob, value
-    return None
-
-
-def add_warmup(b: PatchBuilder) -> bool:
-    """Plan a warmup on ``b`` (no-op when one exists); returns whether anything was planned."""
-    if current_warmup(b) is not None:
-        return False
-    epochs = b.get_float("epochs")
-    n = warmup_epochs_for(epochs)
-    reason = f"linear warmup over the first {n} epoch(s)"
-    if b.own:
-        b.set("warmup_epochs", n, reason)
-        return True
-    if b.has("warmup_epochs"):
-        return b.set("warmup_epochs", n, reason)
-    if b.has("warmup_ratio"):
-        b.set("warmup_ratio", RATIO, f"linear warmup over the first {RATIO:.0%} of training")
-        if b.has("warmup_steps"):
-            b.set("warmup_steps", 0, "a positive warmup_steps overrides warmup_ratio")
-        return True
-    if b.has("warmup_steps"):
-        b.advice(f"set warmup_steps to about {RATIO:.0%} of your total optimizer steps "
-                 f"({n} epoch(s) x steps per epoch)")
-        return True
-    b.advice(f"your config has no warmup setting: add {n} warmup epoch(s) (linear ramp from ~0 to the lr) to your scheduler")
-    return True
+from trainfix.fixes.base import Recipe
+from trainfix.fixes.schedule_edits import add_warmup, current_warmup
 
 
 class LrWarmup(Recipe):

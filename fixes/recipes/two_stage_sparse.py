@@ -45,18 +45,10 @@ Example diff
 from __future__ import annotations
 
 from trainfix.fixes.base import Recipe, sig
-from trainfix.fixes.recipes.lr_warmup import add_warmup
+from trainfix.fixes.schedule_edits import add_warmup, split_epochs
 
-DENSE_SHARE = 0.75
 ACTIVE = 0.25
 LR_FACTOR = 0.1
-
-
-def split_epochs(epochs: int) -> tuple[int, int]:
-    """(dense, sparse) epochs: about 75/25, each at least 1."""
-    dense = int(round(DENSE_SHARE * epochs))
-    dense = min(max(dense, 1), max(epochs - 1, 1))
-    return dense, max(epochs - dense, 1)
 
 
 class TwoStageSparse(Recipe):
