@@ -19,6 +19,7 @@ _app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    cls=common.Group,
 )
 
 
@@ -73,7 +74,7 @@ def _register(only: str | None = None) -> typer.Typer:
     for name, (module, func) in COMMANDS.items():
         if name in _registered or (only is not None and name != only):
             continue
-        _app.command(name)(getattr(importlib.import_module(f"trainfix.cli.{module}"), func))
+        _app.command(name, cls=common.Command)(getattr(importlib.import_module(f"trainfix.cli.{module}"), func))
         _registered.add(name)
     return _app
 

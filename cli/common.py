@@ -1,4 +1,4 @@
-"""What every command shares: option aliases, output consoles and the error boundary.
+"""What every command shares: option aliases, output consoles, the error boundary and readable help.
 
 :func:`command` wraps a command function so that a :class:`~trainfix.errors.TrainfixError` becomes
 ``error: ...`` / ``hint: ...`` on stderr (or one JSON document on stdout when the command was asked
@@ -14,8 +14,12 @@ import os
 import sys
 from typing import Any, Callable
 
+import typing
+from pathlib import Path
+
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from trainfix.cli import coercion
 from trainfix.errors import TrainfixError
@@ -98,3 +102,70 @@ def command(fn: Callable) -> Callable:
             fail(internal, json_mode=json_mode)
 
     return wrapper
+
+
+# --- help: each value named the way a user types it -------------------------------------------------
+
+
+class _Argument(TyperArgument):
+    """An argument whose help row is its name alone (``PATH...``): no ``<list[Path]>`` type beside it."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _Option(TyperOption):
+    """An option whose help row names its value as click does (``PATH``, ``TEXT``, ``INTEGER``,
+    ``[a|b]``), or nothing for a flag, unless the option declares its own ``metavar``."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.metavar is not None:
+            return self.metavar
+        if self.is_flag or self.count:
+            return None
+        return value_name(self)
+
+
+#: What a value of each type is called in help (click's names).
+_VALUE_NAMES = {Path: "PATH", str: "TEXT", int: "INTEGER", float: "FLOAT", bool: "BOOLEAN"}
+
+
+def value_name(param: Any) -> str:
+    """How help names ``param``'s value: its choices (``a|b``), ``FILE``/``DIR``/``PATH``, ``TEXT``,
+    ``INTEGER``, ``FLOAT``; a list is named by its items."""
+    desc = param.type_descriptor
+    if desc.is_choice:
+        return "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+    if desc.is_path and desc.path_type in ("file", "dir"):
+        return desc.path_type.upper()
+    hint = desc.annotation
+    if desc.is_list and typing.get_args(hint):
+        hint = typing.get_args(hint)[0]
+    return _VALUE_NAMES.get(hint, getattr(hint, "__name__", str(hint)).upper())
+
+
+def readable_params(params: list[Any]) -> list[Any]:
+    """``params`` with readable help metavars (see :class:`_Option` and :class:`_Argument`); an
+    argument without a metavar is named by its parameter name in capitals, as click names it."""
+    for param in params:
+        if type(param) is TyperArgument:
+            if param.metavar is None:
+                param.metavar = (param.name or "").upper()
+            param.__class__ = _Argument
+        elif type(param) is TyperOption:
+            param.__class__ = _Option
+    return params
+
+
+class Command(TyperCommand):
+    """Every trainfix command: its ``--help`` shows readable metavars (:func:`readable_params`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return readable_params(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """The root command, with the same readable ``--help`` as each command."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return readable_params(super().get_params(ctx))
