@@ -44,7 +44,7 @@ _SFX = r"(?:_epoch)?(?:_\(.*\))?"  # Lightning's _epoch suffix; "(TB)"-style ann
 
 MAX_WORDS = re.compile(r"acc|accuracy|auc|f1|map|\bap|precision|recall|iou|dice|bleu|rouge|score|top\d|acc\d|"
                        r"fg_cls|r2\b|psnr|ssim|sensitivity|specificity|correlation|kappa|mcc")
-MIN_WORDS = re.compile(r"loss|error|\berr\b|perplexity|ppl|wer|cer|mae|mse|rmse|nll|distance|fid\b")
+MIN_WORDS = re.compile(r"loss|error|\berr\b|perplexity|ppl|wer|cer|mae|mape|mse|rmse|nll|distance|fid\b")
 
 CANONICAL = {
     rv.TRAIN_LOSS: "train/loss",

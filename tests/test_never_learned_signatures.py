@@ -80,6 +80,14 @@ def test_a_regression_whose_train_and_val_loss_sit_at_one_predicts_the_mean():
     assert "predicting the mean" in f.message
 
 
+def test_a_mean_absolute_percentage_error_is_lower_is_better():
+    run = epochs(KERAS_MEAN, first=0)
+    assert run.roles.direction("val_metric") == "min"  # MAPE, not mAP
+    from trainfix.diagnostics.roles import direction_of
+
+    assert direction_of("val_mape") == "min" and direction_of("val/mAP50") == "max"
+
+
 def test_four_points_at_one_need_the_other_loss_to_agree():
     alone = {k: v for k, v in KERAS_MEAN.items() if not k.startswith("val")}
     assert fired(epochs(alone, first=0)) == []
@@ -291,3 +299,12 @@ def test_a_training_accuracy_that_rises_means_something_was_learned():
                        {"model": {"num_classes": 10}})
     (f,) = fired(del_train)  # without it, the accuracy at chance and the loss above ln 10 say so
     assert f.evidence["signature"] == "chance"
+
+
+def test_four_points_at_ln_4_to_seven_digits_are_a_uniform_prediction():
+    # a text log restarted several times: the last segment holds four iterations of 1.3862946
+    (f,) = fired(epochs({"train_loss": [1.3862946, 1.3862946, 1.3862946, 1.38629472]}, first=0))
+    assert f.evidence["signature"] == "constant-outputs" and f.evidence["constant_loss"] == pytest.approx(math.log(4))
+    # four points 0.1% from ln 4, or falling through it, are too few to say so
+    assert fired(epochs({"train_loss": [1.3877, 1.3879, 1.3876, 1.3878]})) == []
+    assert fired(epochs({"train_loss": [1.52, 1.43, 1.39, 1.31]})) == []

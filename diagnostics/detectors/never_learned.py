@@ -62,12 +62,12 @@ class NeverLearned(Detector):
       classes), within 2% (1.0 within 0.2% unless the loss is known to be a squared error: its tag
       says ``mse`` or a logged ``mse`` equals it); without a class count, ln K for K = 3..20 within
       0.2% (1.3864 = ln 4 to four decimals is no coincidence).  ``min_points`` points, or
-      ``few_points`` when the training and the validation loss both sit at the same level.
-    * **task metric near zero**: a higher-is-better task metric in [0, 1] (accuracy, IoU, Dice, F1,
-      mAP, AUC by its name) never exceeds ``near_zero`` (1%) over ``min_points`` evaluations and
-      does not rise (its last third not above twice its first third): a multi-task net whose
-      segmentation mIoU stays at 0.001 while its other head learns.  A metric that is exactly 0 at
-      every evaluation is left alone (often a placeholder for a quantity not computed).
+      ``few_points`` when the training and the validation loss both sit at the same level or the
+      loss equals it to 0.01% (1.3862946 four times is a uniform prediction over four classes).
+    * **task metric near zero**: a task metric in [0, 1] (accuracy, IoU, Dice, F1, mAP, AUC by its
+      name) never above ``near_zero`` (1%) in ``min_points`` evaluations and not rising (its last
+      third at most twice its first): a multi-task net's mIoU at 0.001 while its other head
+      learns.  A metric exactly 0 throughout is left alone (often a placeholder).
     * **blown-up loss**: a loss whose second half never comes below ``absurd_loss`` (1e6), swings by
       more than half its level there and does not fall (Theil-Sen slope not significantly
       negative): outputs blown up by orders of magnitude (a classifier's validation loss 7.9e12 at
@@ -86,9 +86,9 @@ class NeverLearned(Detector):
     the tag and its level, the points and the stretch that was frozen (``frozen_from_step``,
     ``relative_spread``), for chance the ``classes`` and where K came from, ``chance_loss`` (ln K),
     ``chance_accuracy`` (1/K) and the observed ``loss_median``, ``loss_min`` and ``accuracy_max``;
-    for majority-class the ``majority_share`` and the evaluations that predicted one class; for a
-    constant level the other loss that confirms it (``confirmed_by``); the effective ``lr``, how it compares with the optimizer's
-    range (``lr_judgement``) and the ``expected_lr`` to aim for when it is far off (``knobs.target_lr``).
+    ``majority_share`` and the evaluations that predicted one class; ``confirmed_by`` (the other
+    loss at a constant level); the effective ``lr``, how it compares with the optimizer's range
+    (``lr_judgement``) and the ``expected_lr`` to aim for when it is far off (``knobs.target_lr``).
 
     Fix
     ---
@@ -104,12 +104,9 @@ class NeverLearned(Detector):
     run that learned first and then converged is not reported.  A constant metric that is not a
     model output (a logged hyper-parameter) is not read: only loss and metric roles are judged.
     A run whose loss went NaN or Inf freezes after it; that is ``nonfinite-loss``'s finding, and
-    this detector stays quiet.  A detection run's mAP is not an accuracy: its chance level is not
-    1/K, so it never enters the chance signature (a YOLO box loss near 0.69 with mAP50 near 0.5 is
-    not a binary classifier at chance).  A task metric near zero that rises (early detection
-    training: mAP 0.001 -> 0.02) is learning; only bounded fractions are judged near zero.  A
-    regression on raw targets can have losses in the millions: only one that swings wildly
-    without falling is called blown up.
+    this detector stays quiet.  mAP is no accuracy (a YOLO box loss near 0.69 with mAP50 near 0.5
+    is not a binary classifier at chance); a metric rising from zero (early detection training) is
+    learning; a regression on raw targets may have losses in the millions that fall or hold.
 
     Parameters
     ----------
@@ -352,9 +349,13 @@ def _sibling(run: Any, tag: str, word: str) -> Any:
 
 
 # --- constant outputs --------------------------------------------------------------------------------
+_EXACT = 1e-4  # a loss this close to a constant prediction's value is that prediction
+
+
 def _constant_outputs(run: Any, losses: list, params: Any):
     """A loss that does not move, at the value a constant prediction gives; ``min_points`` points,
-    or ``few_points`` when the training and the validation loss both sit at the same level."""
+    or ``few_points`` when the training and the validation loss both sit at the same level or the
+    level is met to 0.01%."""
     matches = []
     for s, _ in losses:
         if len(s) < params.few_points:
@@ -371,7 +372,8 @@ def _constant_outputs(run: Any, losses: list, params: Any):
                 break
     for s, head, tail, level, value, what in matches:
         others = [m[0].tag for m in matches if m[0] is not s and m[4] == value]
-        if len(s) < params.min_points and not others:
+        exact = abs(level - value) <= _EXACT * value  # the constant prediction to four decimals
+        if len(s) < params.min_points and not (others or exact):
             continue
         msg = (f"{s.tag} went {signals.fmt(head, 4)} -> {signals.fmt(tail, 4)} over {len(s)} "
                f"points ({signals.pct(abs(head - tail) / abs(head), 2)}), at "
