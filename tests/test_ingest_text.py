@@ -173,3 +173,19 @@ def test_a_bare_iteration_counter_is_the_step(tmp_path):
     got = {tag: t.steps[t.codes == i].tolist() for i, tag in enumerate(t.tags)}
     assert got["train_loss"] == [0, 1, 2]
     assert got["loss"] == [3, 4, 5, 5]
+
+
+def test_a_spent_time_budget_keeps_what_was_read_with_a_note(tmp_path, monkeypatch):
+    from trainfix.diagnostics.ingest import safe_read
+
+    (tmp_path / "train.log").write_text("".join(f"step {s} loss: {1 / s:.5f}\n" for s in range(1, 200_000)))
+    clock = iter(range(10**9))  # every refill of the read buffer is one "second" later
+    monkeypatch.setattr(safe_read.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setenv("TRAINFIX_MAX_FILE_SECONDS", "20")
+    run = read_run(tmp_path)
+    assert run.inputs["skipped"] == []
+    steps = run.series("loss").steps
+    assert 0 < len(steps) < 199_999 and steps.tolist() == list(range(1, len(steps) + 1))  # the first part, whole lines
+    (note,) = [n for n in run.inputs["notes"] if "budget" in n]
+    assert note.startswith("train.log: read only the first ") and "20 s budget" in note
+    assert "TRAINFIX_MAX_FILE_SECONDS" in note

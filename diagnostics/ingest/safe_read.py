@@ -11,7 +11,9 @@ that:
   past the budget (a file that grows while read) stops with :class:`BudgetExceeded`.
 * **fits the time budget.**  Every refill of the read buffer checks the deadline (``max_seconds``
   after the open); loops that work without reading call :func:`tick`.  Past the deadline reading
-  raises :class:`BudgetExceeded`, and the dispatcher skips the file with that reason.
+  raises :class:`BudgetExceeded` (``kind == "time"``).  A streaming reader (text, tables) then stops
+  and keeps the points read so far, with a one-line note (:func:`partial_note`); any other reader's
+  file is skipped with that reason.
 * **yields bounded lines.**  Iterating it (``for line in fh``) yields lines of at most
   ``Budget.max_line`` bytes; a longer line (a progress bar that only ever writes ``\\r``) comes in
   pieces, cut after its last ``\\r`` when it has one, so memory stays bounded by the budget.
@@ -40,7 +42,7 @@ import stat
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 MIB = 1 << 20
 
@@ -77,7 +79,38 @@ class NotRegularFile(OSError):
 
 
 class BudgetExceeded(OSError):
-    """Reading the file passed its size or time budget."""
+    """Reading the file passed its size or time budget.  ``kind`` says which ("size", "time");
+    ``read_bytes`` how far the file had been read."""
+
+    def __init__(self, message: str, kind: str = "size", read_bytes: int = 0):
+        super().__init__(message)
+        self.kind = kind
+        self.read_bytes = read_bytes
+
+
+def until_spent(items: Iterable[Any], path: str | os.PathLike, notes: list[str]) -> Iterator[Any]:
+    """``items`` (the lines or blocks of an open input) until the file's time budget is spent; then
+    a one-line note in ``notes`` and the end, so that a streaming reader keeps the points read so
+    far (a 60 s budget on a huge log diagnoses its first part rather than none of it).  A spent
+    size budget still raises: that file is skipped."""
+    try:
+        yield from items
+    except BudgetExceeded as exc:
+        if exc.kind != "time":
+            raise
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = exc.read_bytes
+        notes.append(partial_note(exc, size))
+
+
+def partial_note(exc: BudgetExceeded, size: int) -> str:
+    """The one-line warning of a streaming reader that stopped at its time budget and kept the
+    points before it: how much of the file that was, and how to read all of it."""
+    part = human_size(exc.read_bytes) if exc.read_bytes else "part"
+    return (f"read only the first {part} of {human_size(size)}: {exc}; the rest of the file is not in "
+            "the diagnosis")
 
 
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("trainfix_read_budget", default=None)
@@ -111,13 +144,18 @@ def deadline(seconds: float | None = None):
         _DEADLINE.reset(token)
 
 
+def _overtime(seconds: float, read_bytes: int = 0) -> BudgetExceeded:
+    return BudgetExceeded(f"reading took more than its {seconds:g} s budget "
+                          "(raise it with TRAINFIX_MAX_FILE_SECONDS or [tool.trainfix.ingest] max_file_seconds)",
+                          "time", read_bytes)
+
+
 def tick() -> None:
     """Raise :class:`BudgetExceeded` when the current file's time budget is spent (for loops that
     work without reading)."""
     d = _DEADLINE.get()
     if d is not None and time.monotonic() > d:
-        raise BudgetExceeded(f"reading took more than its {current_budget().max_seconds:g} s budget "
-                             "(raise it with TRAINFIX_MAX_FILE_SECONDS or [tool.trainfix.ingest] max_file_seconds)")
+        raise _overtime(current_budget().max_seconds)
 
 
 _KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
@@ -195,12 +233,11 @@ class _BudgetRaw(io.RawIOBase):
 
     def readinto(self, buf: Any) -> int:
         if time.monotonic() > self._deadline:
-            raise BudgetExceeded(f"reading took more than its {self._budget.max_seconds:g} s budget "
-                                 "(raise it with TRAINFIX_MAX_FILE_SECONDS or [tool.trainfix.ingest] max_file_seconds)")
+            raise _overtime(self._budget.max_seconds, self._read)
         n = os.readv(self._fd, [buf])
         self._read += n
         if self._read > self._budget.max_bytes:
-            raise BudgetExceeded(_too_large(self._read, self._budget) + " (it grew while read)")
+            raise BudgetExceeded(_too_large(self._read, self._budget) + " (it grew while read)", "size", self._read)
         return n
 
     def close(self) -> None:

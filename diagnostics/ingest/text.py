@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainfix.diagnostics.ingest.safe_read import open_input
+from trainfix.diagnostics.ingest.safe_read import open_input, until_spent
 from trainfix.diagnostics.ingest.table import Table
 
 _NUM = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
@@ -199,8 +199,9 @@ def read_text(path: Path, source: str) -> Table:
     last_global: int | None = None
     batch_level = False
     count = 0
+    notes: list[str] = []
     with open_input(path) as fh:  # regular files only, budgeted, bounded lines (a \r-only log too)
-        for block in fh.blocks():
+        for block in until_spent(fh.blocks(), path, notes):
             for line in _lines_of(block):
                 if ":" not in line and "=" not in line and "poch" not in line:
                     continue
@@ -241,7 +242,6 @@ def read_text(path: Path, source: str) -> Table:
                     step = count
                 count += 1
                 pts.add_line(pairs, step)
-    notes = []
     if pts.units:
         notes.append("percentages converted to fractions: " + ", ".join(sorted(pts.units)))
     return pts.table(source, notes)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from trainfix.diagnostics.ingest.safe_read import open_input
+from trainfix.diagnostics.ingest.safe_read import open_input, until_spent
 from trainfix.diagnostics.ingest.table import PointBuilder, Table
 
 YOLO_COLUMNS = (
@@ -98,8 +98,9 @@ def read_table(path: Path, source: str) -> Table:
     yolo = long = False
     bad = 0
     row_no = 0
-    with open_input(path) as fh:  # regular files only, budgeted, bounded lines
-        for raw in fh:
+    notes: list[str] = []
+    with open_input(path) as fh:  # regular files only, budgeted, bounded lines; stops at the time budget
+        for raw in until_spent(fh, path, notes):
             fields = raw.decode("utf-8", "replace").split()
             if not fields:
                 continue
@@ -144,7 +145,6 @@ def read_table(path: Path, source: str) -> Table:
             for i, (name, tok) in enumerate(zip(header, fields)):
                 if i != step_col:
                     points.add(name, step, float(tok))
-    notes = []
     if yolo:
         notes.append("YOLO results.txt: columns named as YOLOv5 logs them (column 11 read as mAP@.5:.95)")
     if bad:
