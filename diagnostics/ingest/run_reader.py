@@ -330,6 +330,7 @@ def _checkpoint_refs(found: Inputs) -> list[CheckpointRef]:
 
 def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any,
               user_config: tuple[Path, dict] | None = None) -> Run:
+    from trainfix.diagnostics.ingest.attempts import describe as describe_attempts
     from trainfix.diagnostics.ingest.table import assemble
 
     root = p if p.is_dir() else p.parent
@@ -347,7 +348,7 @@ def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any,
 
     config, config_files, own_config = _run_config(root, found, logs, user_config)
     counts, tags, roles = _roles(scalars, config, metric_overrides, settings)
-    notes = tally.notes
+    notes = tally.notes + [describe_attempts(a) for a in facts["attempts"]]
     runs_here = find_runs(p) if p.is_dir() else [p]
     if len(runs_here) > 1:
         notes.append(f"{p} holds {len(runs_here)} separate runs; they were read together "
@@ -362,6 +363,7 @@ def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any,
         "configs": [_rel(c, root) for c in config_files],
         "restarts": facts["restarts"],
         "duplicates": facts["duplicates"],
+        "appended_runs": facts["attempts"],
         "skipped": logs.skipped,
         "corrupt_records": tally.corrupt,
         "truncated": tally.truncated,

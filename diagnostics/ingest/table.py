@@ -8,6 +8,8 @@ step here is the only place that decides what survives:
   tag, a step lower than the previous one is a restart.  The later segment wins: every earlier
   point at a step >= the step the run resumed from is dropped (the abandoned trajectory), as
   TensorBoard itself does.  A step logged twice keeps its last value.  Restarts are reported.
+  Several runs appended to one file, each from scratch, are the exception: the longest is kept
+  (:mod:`.attempts`).
 * **The same tag from several streams** (the trainer writes both ``metrics.jsonl`` and event
   files; Lightning writes CSV and TensorBoard) is kept from one stream only: the one with the most
   points for that tag, ties broken by the more precise format (JSON/CSV keep float64, TensorBoard
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from trainfix.diagnostics.ingest.attempts import longest_attempts
 
 # Lower = preferred when two streams carry the same tag with as many points.
 FORMAT_PRIORITY = {"jsonl": 0, "trainer_state": 1, "csv": 2, "history": 2, "mlflow": 3, "tensorboard": 4,
@@ -141,7 +145,7 @@ def assemble(tables: list[Table]) -> tuple[Any, dict[str, Any]]:
     Takes ownership of the tables' arrays: they are released while the frame is built (the
     tables keep their names, tags and notes), so peak memory stays near the frame's size.
     """
-    info: dict[str, Any] = {"restarts": [], "duplicates": []}
+    info: dict[str, Any] = {"restarts": [], "duplicates": [], "attempts": []}
     tables = [t for t in tables if len(t)]
     voc = _vocabulary(tables)
     if not tables:
@@ -250,6 +254,9 @@ def _order_resolving_restarts(cols: _Columns, voc: _Vocabulary, info: dict) -> t
         order = np.arange(group.size)
     g_sorted = group[order]
     s_sorted = steps[order]
+    picked, info["attempts"] = longest_attempts(g_sorted, s_sorted, ntags, streams, voc.stream_fmt)
+    if picked is not None:
+        order, g_sorted, s_sorted = order[picked], g_sorted[picked], s_sorted[picked]
     same = g_sorted[1:] == g_sorted[:-1]
     back = same & (s_sorted[1:] < s_sorted[:-1])
     keep = _segmented_keep(g_sorted, s_sorted)
