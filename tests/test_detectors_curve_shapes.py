@@ -171,3 +171,35 @@ def test_batch_variance_quiet_on_a_converged_small_batch_classifier():
     run = synthetic.make_run({"train/loss_step": (steps, stuck), "epoch": (ends, np.arange(epochs, dtype=float))})
     (fnd,) = findings("batch-loss-variance", run)
     assert fnd.evidence["late_median"] * 10 > fnd.evidence["start_level"]
+
+
+# --- overfitting by the task metric (no validation loss logged) ------------------------------------
+def _segmenter(n: int, peak_then_fall: bool, seed: int, train_rises: bool = False):
+    """An Ultralytics-style console run: box/seg losses fall every epoch, mask mAP50 climbs to ~0.5
+    in 8 epochs and then either falls to ~0.38 by the end or holds with noise."""
+    rng = np.random.default_rng(seed)
+    ep = np.arange(n, dtype=float)
+    m_ap = 0.5 * (1 - np.exp(-ep / 2.5))
+    if peak_then_fall:
+        m_ap -= np.clip(ep - 10, 0, None) * (0.12 / (n - 10))
+    m_ap += rng.normal(0, 0.025, n)
+    seg = 2.8 * np.exp(-ep / 40) + 0.3 + rng.normal(0, 0.03, n)
+    if train_rises:
+        seg = seg[::-1].copy()
+    return per_epoch({"metrics/mAP50(M)": np.clip(m_ap, 0, 1), "train/seg_loss": seg})
+
+
+def test_overfitting_fires_on_a_task_metric_that_peaks_and_falls_without_a_validation_loss():
+    (f,) = findings("overfitting", _segmenter(35, True, 0))
+    ev = f.evidence
+    assert ev["signature"] == "task-metric" and ev["metric_tag"] == "metrics/mAP50(M)"
+    assert ev["metric_best"] > 0.45 and ev["metric_end"] < 0.42
+    assert ev["early_stop_step"] == ev["metric_best_step"] > 100
+    assert "early stopping" in f.message
+
+
+def test_overfitting_by_the_task_metric_quiet_on_a_noisy_plateau_and_when_training_worsens():
+    for seed in range(6):
+        assert not findings("overfitting", _segmenter(35, False, seed)), seed
+        assert not findings("overfitting", _segmenter(120, False, seed)), seed
+    assert not findings("overfitting", _segmenter(35, True, 0, train_rises=True))
