@@ -7,7 +7,9 @@ with the finding's step range shaded in its severity's colour; under the charts 
 finding: severity, detector, message, the evidence table, the fix ids and the unified diff ``trainfix
 apply`` would make (computed by the caller, who knows the fixes; this module only draws); and the
 attention pictures a run holds (PNG files, embedded as data URIs).  With two runs, before/after
-overlays of the curves both runs logged come first.
+overlays of the curves both runs logged come first, each run drawn in steps from its own first
+logged step (a fixed run relaunched or resumed at step 5,000 lines up with the run it repairs;
+absolute steps would set it beside the other's end).
 
 Size: a series is cut to at most :data:`MAX_POINTS` points by keeping each bucket's minimum and
 maximum (spikes survive the cut), so a typical report stays well under 2 MB; attention pictures
@@ -119,11 +121,9 @@ def _finding_range(f: Finding) -> tuple[float, float] | None:
 # --- SVG charts ------------------------------------------------------------------------------------
 
 
-def svg_chart(title: str, lines: list[tuple[str, str, "Series"]],
-              shades: Iterable[tuple[float, float, str, str]] = ()) -> str:
-    """One chart: ``lines`` are (label, colour, series); ``shades`` (first step, last step, colour,
-    label) are drawn under the lines.  Log scale on y when every value is positive and they span
-    more than three decades (learning rates, gradient norms)."""
+def _prepare(lines: list[tuple[str, str, "Series"]]) -> tuple[list, list[tuple[float, str]]]:
+    """((label, colour, steps, values) of each line's finite points, downsampled; (step, colour)
+    of every non-finite point)."""
     prepared = []
     nonfinite: list[tuple[float, str]] = []
     for label, colour, s in lines:
@@ -133,6 +133,31 @@ def svg_chart(title: str, lines: list[tuple[str, str, "Series"]],
         nonfinite += [(float(x), colour) for x in st[~np.isfinite(va) & np.isfinite(st)]]
         xs, ys = downsample(st[ok], va[ok])
         prepared.append((label, colour, xs, ys))
+    return prepared, nonfinite
+
+
+def _y_range(all_y: np.ndarray) -> tuple[float, float, bool]:
+    """(bottom, top, log scale) of the y axis: log when every value is positive and they span more
+    than three decades; a flat line gets a band of +-10% around it (+-1 around zero); 5% margins."""
+    log = bool(len(all_y)) and float(all_y.min()) > 0 and float(all_y.max()) / float(all_y.min()) > 1e3
+    if len(all_y):
+        ty = np.log10(all_y) if log else all_y
+        y0, y1 = float(ty.min()), float(ty.max())
+    else:
+        y0, y1 = 0.0, 1.0
+    if y1 <= y0:
+        pad = abs(y0) * 0.1 or 1.0
+        y0, y1 = y0 - pad, y1 + pad
+    margin = (y1 - y0) * 0.05
+    return y0 - margin, y1 + margin, log
+
+
+def svg_chart(title: str, lines: list[tuple[str, str, "Series"]],
+              shades: Iterable[tuple[float, float, str, str]] = (), *, x_label: str = "step") -> str:
+    """One chart: ``lines`` are (label, colour, series); ``shades`` (first step, last step, colour,
+    label) are drawn under the lines.  Log scale on y when every value is positive and they span
+    more than three decades (learning rates, gradient norms).  ``x_label`` names the x axis."""
+    prepared, nonfinite = _prepare(lines)
     shades = list(shades)
     all_x = np.concatenate([p[2] for p in prepared] + [np.array([x for x, _ in nonfinite], dtype=float)])
     all_y = np.concatenate([p[3] for p in prepared]) if prepared else np.array([])
@@ -143,17 +168,7 @@ def svg_chart(title: str, lines: list[tuple[str, str, "Series"]],
         x0, x1 = min(x0, lo), max(x1, hi)
     if x1 <= x0:
         x1 = x0 + 1.0
-    log = bool(len(all_y)) and float(all_y.min()) > 0 and float(all_y.max()) / float(all_y.min()) > 1e3
-    if len(all_y):
-        ty = np.log10(all_y) if log else all_y
-        y0, y1 = float(ty.min()), float(ty.max())
-    else:
-        y0, y1 = 0.0, 1.0
-    if y1 <= y0:  # a flat line: a band of +-10% around it (+-1 around zero)
-        pad = abs(y0) * 0.1 or 1.0
-        y0, y1 = y0 - pad, y1 + pad
-    margin = (y1 - y0) * 0.05
-    y0, y1 = y0 - margin, y1 + margin
+    y0, y1, log = _y_range(all_y)
     pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
 
     def px(x: float) -> float:
@@ -188,7 +203,7 @@ def svg_chart(title: str, lines: list[tuple[str, str, "Series"]],
     parts += [
         f'<text x="{PAD_L - 4}" y="{PAD_T + 9}" text-anchor="end" class="ax">{_fmt(hi_y)}</text>',
         f'<text x="{PAD_L - 4}" y="{PAD_T + ph}" text-anchor="end" class="ax">{_fmt(lo_y)}</text>',
-        f'<text x="{PAD_L}" y="{H - 8}" class="ax">step {_fmt(x0)}</text>',
+        f'<text x="{PAD_L}" y="{H - 8}" class="ax">{html.escape(x_label)} {_fmt(x0)}</text>',
         f'<text x="{W - PAD_R}" y="{H - 8}" text-anchor="end" class="ax">{_fmt(x1)}</text>',
     ]
     head = html.escape(title) + (" (log scale)" if log else "")
@@ -328,6 +343,20 @@ def _images_html(paths: list[Path]) -> str:
     return '<div class="imgs">' + "".join(out) + "</div>" if out else ""
 
 
+def run_start(run: "Run") -> float:
+    """The first step a run logged anything at (0 for a run with no finite step)."""
+    steps = np.asarray(run.scalars["step"], dtype=float) if len(run.scalars) else np.zeros(0)
+    steps = steps[np.isfinite(steps)]
+    return float(steps.min()) if steps.size else 0.0
+
+
+def from_start(s: "Series", start: float) -> "Series":
+    """``s`` with its steps counted from ``start`` (the run's first logged step)."""
+    from trainfix.diagnostics.run import Series
+
+    return Series(s.tag, np.asarray(s.steps, dtype=float) - start, s.values)
+
+
 def _overlay_section(a: "RunReport", b: "RunReport") -> str:
     """Before/after charts of the tags both runs logged (key roles first)."""
     ra, rb = a.run, b.run
@@ -340,16 +369,20 @@ def _overlay_section(a: "RunReport", b: "RunReport") -> str:
         if ta and tb and ta != tb and ta not in common and ra.series(ta) is not None and rb.series(tb) is not None:
             common.append((ta, tb))  # type: ignore[arg-type]
     charts = []
+    start_a, start_b = run_start(ra), run_start(rb)
     for item in common[:12]:
         ta, tb = item if isinstance(item, tuple) else (item, item)
-        sa, sb = ra.series(ta), rb.series(tb)
+        sa, sb = from_start(ra.series(ta), start_a), from_start(rb.series(tb), start_b)
         title = ta if ta == tb else f"{ta} / {tb}"
         charts.append(svg_chart(title, [(f"A: {Path(str(a.path)).name}", RUN_COLOURS[0], sa),
-                                        (f"B: {Path(str(b.path)).name}", RUN_COLOURS[1], sb)]))
+                                        (f"B: {Path(str(b.path)).name}", RUN_COLOURS[1], sb)],
+                                x_label="steps from start"))
     if not charts:
         return ""
     return ('<h2 id="overlay">Before / after</h2><p class="muted">A (blue): '
-            f'{html.escape(str(a.path))} · B (orange): {html.escape(str(b.path))}</p>'
+            f'{html.escape(str(a.path))} · B (orange): {html.escape(str(b.path))}. '
+            'Each run is drawn from its own first logged step, so a run resumed or relaunched at a '
+            'later step lines up with the one it repairs.</p>'
             f'<div class="charts">{"".join(charts)}</div>')
 
 

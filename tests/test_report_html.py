@@ -198,3 +198,32 @@ def test_report_renders_in_headless_chromium(two_runs, tmp_path):
         assert f'data-detector="{f.detector}"' in dom
         assert html.escape(f.message, quote=False) in dom
     assert dom.count("<svg") >= 8
+
+
+def _jsonl_run(folder: Path, first_step: int, n: int = 40) -> Path:
+    folder.mkdir(parents=True)
+    with open(folder / "metrics.jsonl", "w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"step": first_step + 10 * i, "train/loss": 2.0 / (i + 1)}) + "\n")
+    return folder
+
+
+def _overlay_starts(text: str) -> list[float]:
+    """The x pixel where each line of the before/after charts starts."""
+    overlay = text[text.index('id="overlay"'):text.index('id="run-0"')]
+    return [float(m.group(1)) for m in re.finditer(r'<polyline [^>]*points="([\d.]+),', overlay)]
+
+
+def test_overlays_draw_each_run_from_its_own_first_step(tmp_path):
+    # the fixed run was relaunched at step 5,000: in absolute steps it would sit beside the
+    # buggy run's end; from each run's start both curves begin at the left edge
+    before = _jsonl_run(tmp_path / "before", 0)
+    after = _jsonl_run(tmp_path / "after", 5000)
+    text, _ = _report([before, after], tmp_path)
+    starts = _overlay_starts(text)
+    assert len(starts) >= 2 and len(starts) % 2 == 0
+    assert starts[0] == starts[1] == 58.0  # PAD_L: both lines start at the left edge
+    overlay = text[text.index('id="overlay"'):text.index('id="run-0"')]
+    assert "steps from start 0" in overlay and "step 5000" not in overlay
+    # each run's own charts keep the steps it logged
+    assert "step 5000" in text[text.index('id="run-1"'):]
