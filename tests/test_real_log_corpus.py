@@ -74,7 +74,8 @@ def test_every_folder_present_is_a_row_with_exactly_its_files():
 def test_split_and_labels_are_checked_by_the_benchmark():
     bench = _bench()
     runs = bench.load_corpus()  # raises on a split or label that does not fit
-    assert {r["split"] for r in runs} == {"heldout", "calibration"}
+    assert {"heldout", "calibration"} <= {r["split"] for r in runs} <= {"heldout", "calibration", "fresh"}
+    assert all((r["split"] == "fresh") == r["id"].startswith("fresh-") for r in runs)
     healthy = sum(r["labels"] == ["healthy"] for r in runs)
     assert healthy >= len(runs) / 3
 
