@@ -203,3 +203,35 @@ def test_overfitting_by_the_task_metric_quiet_on_a_noisy_plateau_and_when_traini
         assert not findings("overfitting", _segmenter(35, False, seed)), seed
         assert not findings("overfitting", _segmenter(120, False, seed)), seed
     assert not findings("overfitting", _segmenter(35, True, 0, train_rises=True))
+
+
+# --- early warning: what a prefix of a healthy run must not be called ------------------------------
+def test_oscillation_judges_precision_and_recall_only_without_a_threshold_free_metric():
+    rng = np.random.default_rng(6)
+    n = 40
+    m_ap = np.clip(0.8 * (1 - np.exp(-np.arange(n) / 4)) + rng.normal(0, 0.01, n), 0, 1)
+    precision = m_ap.copy()
+    precision[[14, 21, 28, 35]] -= 0.4  # the best-F1 threshold moved: precision swaps with recall
+    recall = np.clip(m_ap + 0.05, 0, 1)
+    recall[[14, 21, 28, 35]] += 0.1
+    tags = {"metrics/precision": precision, "metrics/recall": recall, "train/loss": np.linspace(1, 0.2, n)}
+    (f,) = findings("accuracy-oscillation", per_epoch(tags))  # precision alone: judged
+    assert f.tags[0] == "metrics/precision"
+    assert not findings("accuracy-oscillation", per_epoch({**tags, "metrics/mAP_0.5": m_ap}))
+
+
+def test_collapse_needs_a_metric_that_left_the_floor():
+    m_ap = [0.002214, 0.0004198, 0.0004846, 0.000538, 0.0005309, 0.0005351, 0.0004198, 0.0003118,
+            0.0003048, 0.00141, 0, 0, 0]  # a detector's first 13 epochs, before it learned anything
+    assert not findings("accuracy-collapse", per_epoch({"val/mAP50": m_ap, "train/loss": np.linspace(1, 0.8, 13)}))
+    learned = [0.1, 0.5, 0.7, 0.8, 0.82, 0.6, 0.4, 0.3, 0.2, 0.15, 0.12, 0.1]
+    assert findings("accuracy-collapse", per_epoch({"val/acc": learned, "train/loss": np.linspace(1, 0.8, 12)}))
+
+
+def test_divergence_ratio_alone_does_not_count_after_a_fall_by_orders_of_magnitude():
+    rng = np.random.default_rng(7)
+    ep = np.arange(200, dtype=float)
+    loss = 2.2e4 * np.exp(-ep / 6) + 4e-7  # a physics loss falling to ~0
+    loss[150:] += np.linspace(0, 0.09, 50)  # then drifting up to 0.09: 1e5x its minimum, 4e-6 of the fall
+    loss *= 1 + rng.normal(0, 0.01, ep.size)
+    assert not findings("loss-divergence", per_epoch({"train/loss": loss}))

@@ -66,6 +66,9 @@ class AccuracyCollapse(Detector):
         Evaluations after the peak needed (4).
     min_points
         Evaluations needed (6).
+    min_gain
+        Rise of the peak above chance needed, as a share of the metric's scale (0.05): a metric that
+        never left the floor (mAP 0.002 -> 0) had nothing to lose; ``never-learned`` speaks for it.
     """
 
     name = "accuracy-collapse"
@@ -80,6 +83,7 @@ class AccuracyCollapse(Detector):
         p_value: float = 0.05
         min_after: int = 4
         min_points: int = 6
+        min_gain: float = 0.05
 
     def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         s, why = signals.usable(run.role(VAL_METRIC), "no validation metric logged", params.min_points)
@@ -108,8 +112,8 @@ class AccuracyCollapse(Detector):
         noise = signals.noise_scale(y)
         noise = noise if np.isfinite(noise) else 0.0
         span = peak - chance
-        if span <= 0:
-            return
+        if span <= 0 or (unit in (1.0, 100.0) and span < params.min_gain * unit):
+            return  # nothing learned to lose
         lost = (peak - end) / span
         if lost < params.min_loss or (peak - end) < params.noise_units * noise:
             return

@@ -29,10 +29,13 @@ AGGREGATE = re.compile(r"^(acc|accuracy|acc1|top1|top_1|auc|roc_auc|auroc|f1|mac
                        r"iou|miou|dice|bal_acc|balanced_accuracy)$")
 
 
+THRESHOLDED = re.compile(r"^(?:val[_/.]?|eval[_/.]?|valid[_/.]?)?(precision|recall)(?:\(\w\))?$")
+
+
 def metric_candidates(run: Any) -> list[tuple[Any, str]]:
     """(series, direction) of the primary validation metric first, then the other aggregate
     validation metrics (accuracy, AUC, F1, mAP, precision, recall, ...) of the ``VAL_METRICS``
-    group that have a direction."""
+    group that have a direction; precision and recall only when no threshold-free one is logged."""
     out: list[tuple[Any, str]] = []
     seen: set[str] = set()
     primary = run.role(VAL_METRIC)
@@ -48,7 +51,16 @@ def metric_candidates(run: Any) -> list[tuple[Any, str]]:
         if s is not None:
             out.append((s, res.direction))
             seen.add(res.tag)
-    return out
+    # precision and recall trade off at a decision threshold that detectors and trainers often pick
+    # anew each evaluation (YOLO: the best-F1 confidence); each alone swings while the model holds
+    # steady, so when a threshold-free summary (mAP, AUC, F1, accuracy, IoU) is logged they are
+    # not judged
+    free = [(s, d) for s, d in out if not THRESHOLDED.search(_key(s.tag))]
+    return free if free else out
+
+
+def _key(tag: str) -> str:
+    return str(tag).lower().rsplit("/", 1)[-1]
 
 
 def sparse_active_from_start(run: Any) -> dict | None:
@@ -100,7 +112,9 @@ class AccuracyOscillation(Detector):
     epoch-to-epoch alternation (whose median still alternates), counts.  A steady rise, a single
     drop (``accuracy-collapse``), early roughness or noise do not fire.  Only bounded metrics (0-1 or
     0-100) are judged; besides the primary metric, only aggregate ones (accuracy, AUC, F1, mAP,
-    precision, recall, IoU), not per-class or per-entity metrics with small support.
+    precision, recall, IoU), not per-class or per-entity metrics with small support.  Precision and recall
+    are judged only when no threshold-free metric is logged beside them: they trade off at a
+    decision threshold that is often picked anew at each evaluation.
 
     Why it matters
     --------------

@@ -27,7 +27,8 @@ class LossDivergence(Detector):
     noise, the points after the minimum trend upward (Mann-Kendall, p < ``p_value``), and either the
     loss rises by at least ``min_rise`` of the minimum's value while giving back at least
     ``give_back`` of what it had learned (start minus minimum) or ending ``min_ratio`` times above
-    the minimum, or it ends above where it started by more than ``noise_units`` noise and 10%.
+    the minimum (and losing at least 1% of what it learned: a loss that fell by orders of magnitude
+    multiplies a tiny minimum without meaning anything), or it ends above where it started by more than ``noise_units`` noise and 10%.
 
     Two more signatures, met in real logs.  *Settled*: the loss jumped and settled far above its
     minimum without an upward trend (0.022 -> 17.9 -> 0.14 over the last 180 epochs): the whole last
@@ -200,7 +201,10 @@ class LossDivergence(Detector):
         ratio = end / minimum if minimum > 0 else float("inf")
         explode = (rise >= params.noise_units * noise
                    and rise >= params.min_rise * abs(minimum)
-                   and (rise >= params.give_back * learned or ratio >= params.min_ratio))
+                   and (rise >= params.give_back * learned
+                        # a loss that fell by orders of magnitude multiplies its tiny minimum
+                        # without losing what it learned: the ratio alone does not count then
+                        or (ratio >= params.min_ratio and rise >= 0.01 * learned)))
         above_start = (end - start >= params.noise_units * noise and end - start >= 0.1 * abs(start))
         settled = False
         q, t = max(3, n // 4), max(2, n // 10)

@@ -109,8 +109,18 @@ class LossPlateau(Detector):
         if loss is None:
             yield self.skip(why)
             return
-        n = len(loss)
-        y = loss.values
+        stuck = self._stuck_stretch(loss.values, params)
+        if stuck is None:
+            return
+        judged = self._judge(run, stuck, params)
+        if judged is not None:
+            yield self._finding(run, loss, how, stuck, judged, params)
+
+    @staticmethod
+    def _stuck_stretch(y: np.ndarray, params: Any) -> dict[str, Any] | None:
+        """Where the smoothed loss first moved below its start by its noise (and stayed), and the
+        share of the run stuck before that; None when it moved early enough, or climbs instead."""
+        n = len(y)
         sm = signals.smooth(y, 3 if n < 40 else 5)
         noise = signals.noise_scale(y)
         if not np.isfinite(noise):
@@ -127,12 +137,19 @@ class LossPlateau(Detector):
             first_move = None  # a noise excursion, not learning: the loss did not stay down
         stuck = (first_move if first_move is not None else n) / n
         if stuck < params.stretch:
-            return
+            return None
         if end - start >= needed and signals.mann_kendall(y)[0] > 0:
-            return  # the loss climbs: that is loss-divergence's finding, not a plateau
+            return None  # the loss climbs: that is loss-divergence's finding, not a plateau
+        return {"y": y, "n": n, "sm": sm, "noise": noise, "start": start, "end": end, "needed": needed,
+                "first_move": first_move, "stuck": stuck}
+
+    def _judge(self, run: Any, c: dict[str, Any], params: Any) -> dict[str, Any] | None:
+        """The vetoes and confirmations: a metric that improves vetoes; a loss that moved by several
+        percent over the stuck stretch needs a flat metric or an lr far out of range to confirm."""
         gain = self._metric_gain(run)
         if gain is not None and gain["improves"]:
-            return  # the model learns: a validation or training metric clearly gets better
+            return None  # the model learns: a validation or training metric clearly gets better
+        sm, first_move, start, noise = c["sm"], c["first_move"], c["start"], c["noise"]
         stretch_best = float(np.nanmin(sm if first_move is None else sm[:first_move]))
         stretch_drop = start - stretch_best
         judgement, lr, lr_source = lr_judgement(run)
@@ -144,7 +161,13 @@ class LossPlateau(Detector):
             # the loss moved by several percent, only not beyond its (large) noise: a noisy
             # fine-tune near its optimum looks like this; call it a plateau only when a flat metric
             # or an lr far outside the optimizer's range confirms it
-            return
+            return None
+        return {"gain": gain, "stretch_drop": stretch_drop, "judgement": judgement, "lr": lr,
+                "lr_source": lr_source}
+
+    def _finding(self, run: Any, loss: Any, how: str, c: dict[str, Any], j: dict[str, Any], params: Any) -> Finding:
+        y, n, sm, noise, start, first_move = c["y"], c["n"], c["sm"], c["noise"], c["start"], c["first_move"]
+        judgement, lr = j["judgement"], j["lr"]
         best = float(np.nanmin(sm))
         drop = start - best
         tau, p = signals.mann_kendall(y if first_move is None else y[:first_move])
@@ -160,56 +183,62 @@ class LossPlateau(Detector):
             fixes = ["lr-warmup", "lower-lr"]
         if knobs.has_warmup(config):
             fixes = [f for f in fixes if f != "lr-warmup"]
-        first_step, last_step = float(loss.steps[0]), float(loss.steps[-1])
         negligible = noise > 0 and drop > params.noise_units * noise  # significant, but below min_drop
-        if first_move is None and negligible:
-            msg = (f"training loss fell only {signals.pct(drop / abs(start), 3) if start else signals.fmt(drop)} in "
-                   f"{n} points ({signals.fmt(start, 4)} -> best {signals.fmt(best, 4)}): {drop / noise:.0f}x its "
-                   f"noise, so a real fall, but a negligible one (learning moves the loss by "
-                   f"{signals.pct(params.min_drop)} or more)")
-            steps = (first_step, last_step)
-        elif first_move is None:
-            msg = (f"training loss did not fall beyond its noise in {n} points: "
-                   f"{signals.fmt(start)} at the start, best {signals.fmt(best)} "
-                   f"({signals.pct(drop / abs(start)) if start else signals.fmt(drop)} lower, "
-                   f"{drop / noise:.1f}x its noise)" if noise > 0 else
-                   f"training loss did not fall in {n} points: {signals.fmt(start)} at the start, "
-                   f"best {signals.fmt(best)}")
-            steps = (first_step, last_step)
-        else:
-            moved_step = float(loss.steps[first_move])
-            msg = (f"training loss stayed at {signals.fmt(start)} (within its noise) for the first "
-                   f"{signals.pct(stuck, 2)} of the run, until step {moved_step:g}")
-            steps = (first_step, moved_step)
+        msg, steps = self._message(loss, c, best, drop, negligible, params)
         if lr is not None:
             msg += f"; lr {signals.fmt(lr)} ({judgement} for the optimizer)"
         evidence = {
             "start": start,
-            "end": end,
+            "end": c["end"],
             "best": best,
             "drop": drop,
             "drop_relative": drop / abs(start) if start else None,
             "noise": noise,
             "drop_in_noise_units": drop / noise if noise > 0 else None,
-            "needed_drop": needed,
-            "stuck_fraction": stuck,
+            "needed_drop": c["needed"],
+            "stuck_fraction": c["stuck"],
             "moved_at_step": float(loss.steps[first_move]) if first_move is not None else None,
             "mann_kendall_tau": tau,
             "mann_kendall_p": p,
             "points": n,
             "curve": how,
             "lr": lr,
-            "lr_source": lr_source,
+            "lr_source": j["lr_source"],
             "lr_judgement": judgement,
             "expected_lr": expected,
             "warmup": knobs.has_warmup(config),
-            "metric": gain,
-            "stretch_drop_relative": stretch_drop / abs(start) if start else None,
+            "metric": j["gain"],
+            "stretch_drop_relative": j["stretch_drop"] / abs(start) if start else None,
             "significant_but_negligible": bool(first_move is None and negligible),
         }
         confidence = 0.9 if first_move is None else 0.7
-        yield self.finding(msg, evidence=evidence, steps=steps, tags=[loss.tag], fixes=fixes,
-                           confidence=confidence)
+        return self.finding(msg, evidence=evidence, steps=steps, tags=[loss.tag], fixes=fixes,
+                            confidence=confidence)
+
+    @staticmethod
+    def _message(loss: Any, c: dict[str, Any], best: float, drop: float, negligible: bool,
+                 params: Any) -> tuple[str, tuple[float, float]]:
+        """The finding's sentence and step range, for each of the three shapes."""
+        n, noise, start, first_move = c["n"], c["noise"], c["start"], c["first_move"]
+        first_step, last_step = float(loss.steps[0]), float(loss.steps[-1])
+        if first_move is None and negligible:
+            msg = (f"training loss fell only {signals.pct(drop / abs(start), 3) if start else signals.fmt(drop)} in "
+                   f"{n} points ({signals.fmt(start, 4)} -> best {signals.fmt(best, 4)}): {drop / noise:.0f}x its "
+                   f"noise, so a real fall, but a negligible one (learning moves the loss by "
+                   f"{signals.pct(params.min_drop)} or more)")
+            return msg, (first_step, last_step)
+        if first_move is None:
+            msg = (f"training loss did not fall beyond its noise in {n} points: "
+                   f"{signals.fmt(start)} at the start, best {signals.fmt(best)} "
+                   f"({signals.pct(drop / abs(start)) if start else signals.fmt(drop)} lower, "
+                   f"{drop / noise:.1f}x its noise)" if noise > 0 else
+                   f"training loss did not fall in {n} points: {signals.fmt(start)} at the start, "
+                   f"best {signals.fmt(best)}")
+            return msg, (first_step, last_step)
+        moved_step = float(loss.steps[first_move])
+        msg = (f"training loss stayed at {signals.fmt(start)} (within its noise) for the first "
+               f"{signals.pct(c['stuck'], 2)} of the run, until step {moved_step:g}")
+        return msg, (first_step, moved_step)
 
     @staticmethod
     def _metric_gain(run: Any) -> dict | None:
