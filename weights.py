@@ -89,14 +89,34 @@ def _refusal(path: Path, exc: Exception) -> CheckpointError:
         globals_asked = []
     if not globals_asked:
         globals_asked = sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(exc))))
+    return unsafe_globals_error(path.name, globals_asked)
+
+
+def unsafe_globals_error(name: str, globals_asked: list[str]) -> CheckpointError:
+    """The refusal of a file named ``name`` whose pickle asks for ``globals_asked`` (never called)."""
     what = ", ".join(globals_asked) if globals_asked else "pickle instructions outside the weights-only set"
     return CheckpointError(
-        f"refusing to unpickle {path.name}: it needs {what}, which a weights-only load does not allow",
+        f"refusing to unpickle {name}: it needs {what}, which a weights-only load does not allow",
         "trainfix never executes a checkpoint. If you trust this file, allowlist those globals in your "
         "own code with torch.serialization.add_safe_globals([...]) and re-save only the state_dict "
         "(torch.save(model.state_dict(), 'clean.pt')), then inspect the clean file",
         details=[f"unsupported global: {g}" for g in globals_asked],
     )
+
+
+def check_checkpoint_file(path: str | Path) -> Path:
+    """``path`` as a Path once it is known to be a regular file (CheckpointError otherwise), noted
+    as an input of the command (no output may be written over it)."""
+    from trainfix.diagnostics.ingest.safe_read import file_problem, note_read
+
+    path = Path(path)
+    problem = file_problem(path) if path.exists() or path.is_symlink() else None
+    if problem:  # a FIFO or a device would block a reader forever
+        raise CheckpointError(f"{path.name}: {problem}", "give a checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}", "check the path")
+    note_read(path)
+    return path
 
 
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
@@ -106,15 +126,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     ``torch.load(weights_only=True, map_location="cpu", mmap=True)``; legacy (pre-1.6) torch files ->
     the same without mmap.  Raises :class:`CheckpointError` for a missing, corrupt or hostile file.
     """
-    from trainfix.diagnostics.ingest.safe_read import file_problem, note_read
-
-    path = Path(path)
-    problem = file_problem(path) if path.exists() or path.is_symlink() else None
-    if problem:  # a FIFO or a device would block torch.load forever
-        raise CheckpointError(f"{path.name}: {problem}", "give a checkpoint file")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}", "check the path")
-    note_read(path)  # an input of the command: no output may be written over it
+    path = check_checkpoint_file(path)
     if _is_safetensors(path):
         try:
             from safetensors import safe_open

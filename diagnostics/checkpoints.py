@@ -5,12 +5,14 @@ Reading the file safely, finding the weights in it and matching their keys to a 
 :mod:`trainfix.weights` (the trainer needs them too); the names are imported here so that
 diagnostics code asks one module about checkpoints.
 
-torch is imported inside functions only: importing this module stays light (log reading must not
-pay for torch).
+torch is not imported to look at a checkpoint: zip-format torch files and safetensors files are read
+as data (:func:`read_checkpoint`, through :mod:`~trainfix.diagnostics.checkpoint_archive`) and
+their values by numpy; only a legacy (pre-1.6) torch file, or one holding what that reader does not
+model, goes through ``torch.load(weights_only=True)``.
 
 Public API: :func:`summarize` (:class:`CheckpointSummary`), :func:`read_meta`,
 :func:`find_optimizer_states`, :func:`update_ratios` (:class:`UpdateRatios`),
-:func:`update_ratio_evidence`; and, from :mod:`trainfix.weights`, :func:`load_checkpoint`,
+:func:`update_ratio_evidence`, :func:`read_checkpoint`; and, from :mod:`trainfix.weights`, :func:`load_checkpoint`,
 :func:`locate_state_dict`, :func:`wrapper_prefixes`, :func:`plan_renames`, :func:`strip_prefixes`,
 :func:`compare_to_model` (:class:`KeyReport`).
 """
@@ -234,16 +236,36 @@ def _optimizer_coverage(opts: list[dict], sd: Mapping[str, Any]) -> dict[str, An
     return result
 
 
+def read_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """A checkpoint as data, without torch for zip-format torch files and safetensors files
+    (:mod:`~trainfix.diagnostics.checkpoint_archive`: tensors are ``ArrayRef``); a legacy torch file,
+    or one holding what that reader does not model, goes through ``torch.load(weights_only=True)``."""
+    from trainfix.diagnostics.checkpoint_archive import Unsupported, read_archive
+    from trainfix.weights import check_checkpoint_file
+
+    path = check_checkpoint_file(path)
+    try:
+        got = read_archive(path)
+    except Unsupported:
+        got = None
+    if got is None:
+        return load_checkpoint(path)
+    fmt, obj, meta = got
+    return LoadedCheckpoint(path, fmt, obj, meta)
+
+
 def summarize(path: str | Path, *, n_norms: int = 5) -> CheckpointSummary:
     """Read one checkpoint safely and describe it (see :class:`CheckpointSummary`).
 
     Raises :class:`CheckpointError` for unreadable or hostile files (``CheckpointRef.summary``
     turns that into ``ref.error``).
     """
-    import torch
+    import numpy as np
+
+    from trainfix.diagnostics.checkpoint_archive import l2_norm as _norm, values_of
 
     path = Path(path)
-    loaded = load_checkpoint(path)
+    loaded = read_checkpoint(path)
     obj = loaded.obj
     located = locate_state_dict(obj)
     sd = located.state_dict
@@ -264,12 +286,12 @@ def summarize(path: str | Path, *, n_norms: int = 5) -> CheckpointSummary:
         s.dtypes[dt] = s.dtypes.get(dt, 0) + 1
         s.shapes[key] = [int(x) for x in value.shape]
         if value.is_floating_point():
-            t = value.detach()
-            if not bool(torch.isfinite(t).all()):
-                s.nonfinite.append({"key": key, "nan": int(torch.isnan(t).sum()), "inf": int(torch.isinf(t).sum()),
-                                    "numel": int(t.numel())})
-            elif t.numel() and not key.endswith(BUFFER_SUFFIXES):
-                norms.append((key, float(torch.linalg.vector_norm(t, dtype=torch.float64))))
+            t = values_of(value)
+            if not bool(np.isfinite(t).all()):
+                s.nonfinite.append({"key": key, "nan": int(np.isnan(t).sum()), "inf": int(np.isinf(t).sum()),
+                                    "numel": int(t.size)})
+            elif t.size and not key.endswith(BUFFER_SUFFIXES):
+                norms.append((key, _norm(t)))
     norms.sort(key=lambda kv: kv[1], reverse=True)
     s.layer_norms_top = norms[:n_norms]
     s.layer_norms_bottom = list(reversed(norms[max(n_norms, len(norms) - n_norms):]))
@@ -330,7 +352,7 @@ class UpdateRatios:
 
 def _weights_and_step(ckpt: Any) -> tuple[dict[str, Any], int | None, str | None]:
     if isinstance(ckpt, (str, Path)):
-        loaded = load_checkpoint(ckpt)
+        loaded = read_checkpoint(ckpt)
         sd = locate_state_dict(loaded.obj).state_dict
         return sd, _counters(loaded.obj, read_meta(ckpt))[1], str(ckpt)
     if isinstance(ckpt, Mapping):
@@ -347,7 +369,7 @@ def update_ratios(ckpt_a: Any, ckpt_b: Any, steps: int | None = None) -> UpdateR
     wrapper prefixes so a DataParallel save and a plain one still line up.  ``steps`` overrides the
     step difference read from the checkpoints (``step``/``global_step``, or the JSON meta beside).
     """
-    import torch
+    from trainfix.diagnostics.checkpoint_archive import l2_norm as _norm, values_of
 
     sd_a, step_a, name_a = _weights_and_step(ckpt_a)
     sd_b, step_b, name_b = _weights_and_step(ckpt_b)
@@ -359,10 +381,11 @@ def update_ratios(ckpt_a: Any, ckpt_b: Any, steps: int | None = None) -> UpdateR
         wa = sd_a[key]
         if not is_tensor(wb) or tuple(wb.shape) != tuple(wa.shape) or not wb.is_floating_point():
             continue
-        na = float(torch.linalg.vector_norm(wa, dtype=torch.float64))
+        va = values_of(wa)
+        na = _norm(va)
         if not math.isfinite(na) or na <= 1e-12:
             continue
-        d = float(torch.linalg.vector_norm(wb.double() - wa.double()))
+        d = _norm(values_of(wb).astype("float64") - va.astype("float64"))
         if math.isfinite(d):
             per_layer[key] = d / na
     if not per_layer:
