@@ -165,3 +165,28 @@ def test_a_column_that_turns_to_text_late_in_a_long_file(tmp_path):
     f.write_text("epoch,loss\n" + "".join(f"{i},{i * 0.001!r}\n" for i in range(n)) + "epoch,loss\n7,0.5\n")
     steps, vals = _columns(read_csv(f, "log.csv"))["loss"]
     assert steps == [*range(n), 7] and vals == [i * 0.001 for i in range(n)] + [0.5]
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_a_wide_csv_reads_as_the_parser_reads_it(tmp_path, monkeypatch, ragged):
+    # 3,000 columns go the csv-module way (memory linear in the cells); the points are the parser's
+    import numpy as np
+
+    from trainfix.diagnostics.ingest import csvlog
+
+    names = ["step"] + [f"m{i}" for i in range(2_999)] + [" pad ", " pad ", "", "name"]
+    rows = []
+    for s in range(4):
+        cells = [str(10 * s)] + [("" if (i + s) % 7 == 0 else f"{(i + 1) / (s + 1):.6g}") for i in range(2_999)]
+        rows.append(cells + [" 3 ", "Infinity" if s else "nan", "1", f"run{s}"])
+    if ragged:
+        rows[2] = rows[2][:-1]  # the parser's rules for a short row: the file goes to the parser
+    p = tmp_path / "metrics.csv"
+    p.write_text(",".join(names) + "\n" + "\n\n".join(",".join(r) for r in rows) + "\n")
+    wide = csvlog.read_csv(p, p.name)
+    monkeypatch.setattr(csvlog, "WIDE_COLUMNS", 10**9)
+    parsed = csvlog.read_csv(p, p.name)
+    assert wide.tags == parsed.tags and "pad .1" in wide.tags and "name" not in wide.tags
+    for a, b in ((wide.codes, parsed.codes), (wide.steps, parsed.steps), (wide.values, parsed.values)):
+        np.testing.assert_array_equal(a, b)
+    assert len(wide) > 4 * 2_999 * 0.8
