@@ -96,6 +96,8 @@ class BatchLossVariance(Detector):
     loss (the late median) has then fallen ``converged_drop`` times (an order of magnitude) below
     the start, which a loss pushed back and forth by extreme batches does not do, and the detector
     stays quiet.
+    Early in such a run (watched live) the typical loss is only ``falling_drop`` times down but
+    still falling from window to window: the detector waits.
     Losses that can be negative (log-likelihoods of continuous outputs) have no meaningful ratio and
     are skipped.
 
@@ -112,6 +114,10 @@ class BatchLossVariance(Detector):
     converged_drop
         Factor by which the late median batch loss must lie below the starting level for the run
         to count as converged despite its spread (10).
+    falling_drop
+        Factor below the starting level past which a typical batch loss that still falls (a
+        significant downward trend of the window medians after the first) is left to settle
+        before it is judged (5): a run watched live is judged on its prefix.
     min_points
         Per-step points needed (50).
     """
@@ -129,6 +135,7 @@ class BatchLossVariance(Detector):
         min_window: int = 8
         min_points: int = 50
         converged_drop: float = 10.0
+        falling_drop: float = 5.0
 
     def check(self, run: Run, params: Params) -> Iterable[Finding | Skip]:
         s, why = signals.usable(run.role(TRAIN_LOSS_STEP), "no per-step training loss logged", params.min_points)
@@ -195,6 +202,11 @@ class BatchLossVariance(Detector):
             return None
         if late_median * params.converged_drop <= start_level:
             return None  # the typical batch is fit: the spread is a few hard samples per small batch
+        medians = [st[4] for st in stats[1:]]
+        if late_median * params.falling_drop <= start_level and len(medians) >= 3:
+            tau, p = signals.mann_kendall(medians)
+            if tau < 0 and p < 0.05:
+                return None  # well down and still coming down: settling is under way, judge it later
         return {"late": late, "early": early, "k": k, "ratios": ratios, "median_ratio": median_ratio,
                 "late_spread": late_spread, "late_median": late_median, "start_level": start_level,
                 "share": share, "windows": len(stats)}

@@ -28,7 +28,8 @@ class LossDivergence(Detector):
     loss rises by at least ``min_rise`` of the minimum's value while giving back at least
     ``give_back`` of what it had learned (start minus minimum) or ending ``min_ratio`` times above
     the minimum (and losing at least 1% of what it learned: a loss that fell by orders of magnitude
-    multiplies a tiny minimum without meaning anything), or it ends above where it started by more than ``noise_units`` noise and 10%.
+    multiplies a tiny minimum without meaning anything), or it ends above where it started by more
+    than ``noise_units`` noise and 10%.
 
     Two more signatures, met in real logs.  *Settled*: the loss jumped and settled far above its
     minimum without an upward trend (0.022 -> 17.9 -> 0.14 over the last 180 epochs): the whole last
