@@ -32,6 +32,49 @@ def _varint_bytes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, nbytes
 
 
+# --- one record at a time: the protobuf wire format and TFRecord framing, for hand-made events ---------
+
+
+def varint(n: int) -> bytes:
+    """Protobuf varint of a non-negative int."""
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+
+
+def pb_field(num: int, wt: int, payload: bytes) -> bytes:
+    """One protobuf field: its key, then ``payload`` (length-prefixed for wire type 2)."""
+    return varint(num << 3 | wt) + (varint(len(payload)) + payload if wt == 2 else payload)
+
+
+def tfrecord(payload: bytes) -> bytes:
+    """One TFRecord; the payload CRC only for a small payload (the reader checks payload CRCs
+    only when asked, and the pure-numpy CRC of a 1 MB payload is slow)."""
+    import struct
+
+    from trainfix.diagnostics.ingest.tensorboard import masked_crc32c
+
+    head = struct.pack("<Q", len(payload))
+    foot = masked_crc32c(payload) if len(payload) < 4096 else 0
+    return head + struct.pack("<I", masked_crc32c(head)) + payload + struct.pack("<I", foot)
+
+
+def scalar_event(step_bytes: bytes, tag: str, value: float, wall: float = 1.0) -> bytes:
+    """An Event payload with one ``simple_value`` scalar; ``step_bytes`` is the step's varint (or
+    any bytes a test wants there)."""
+    import struct
+
+    val = pb_field(1, 2, tag.encode()) + pb_field(2, 5, struct.pack("<f", value))
+    return (pb_field(1, 1, struct.pack("<d", wall)) + pb_field(2, 0, step_bytes)
+            + pb_field(5, 2, pb_field(1, 2, val)))
+
+
+# --- many records at once, with numpy -----------------------------------------------------------------
+
+
 def _masked_crc_rows(rows: np.ndarray) -> np.ndarray:
     from trainfix.diagnostics.ingest.tensorboard import masked_crc32c_rows
 

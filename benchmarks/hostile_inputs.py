@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _eventgen import pb_field, scalar_event, tfrecord, varint
+
 PY = sys.executable
 TIMEOUT = 300
 
@@ -129,32 +131,6 @@ def judge(code, out, err, *, json_out: bool = False) -> tuple[bool, str]:
 # --- TensorBoard records ----------------------------------------------------------------------------
 
 
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return bytes(out)
-
-
-def fld(num: int, wt: int, payload: bytes) -> bytes:
-    return varint(num << 3 | wt) + (varint(len(payload)) + payload if wt == 2 else payload)
-
-
-def record(payload: bytes) -> bytes:
-    from trainfix.diagnostics.ingest.tensorboard import masked_crc32c
-
-    head = struct.pack("<Q", len(payload))
-    foot = masked_crc32c(payload) if len(payload) < 4096 else 0  # payload CRCs are checked only on request
-    return head + struct.pack("<I", masked_crc32c(head)) + payload + struct.pack("<I", foot)
-
-
-def scalar_event(step_bytes: bytes, tag: str, value: float) -> bytes:
-    val = fld(1, 2, tag.encode()) + fld(2, 5, struct.pack("<f", value))
-    return fld(1, 1, struct.pack("<d", 1.0)) + fld(2, 0, step_bytes) + fld(5, 2, fld(1, 2, val))
-
-
 # --- classes -----------------------------------------------------------------------------------------
 
 
@@ -225,17 +201,17 @@ def one_bad_file(root: Path) -> Klass:
     k = Klass("one bad file")
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
-    dims = b"".join(fld(1, 2, fld(1, 0, varint(2**62 + 1))) for _ in range(100_000))
-    tensor = fld(1, 0, varint(1)) + fld(2, 2, dims) + fld(5, 2, struct.pack("<f", 1.0))
-    big_tensor = fld(1, 1, struct.pack("<d", 1.0)) + fld(2, 0, varint(3)) + fld(5, 2, fld(1, 2, fld(1, 2, b"t") + fld(8, 2, tensor)))
+    dims = b"".join(pb_field(1, 2, pb_field(1, 0, varint(2**62 + 1))) for _ in range(100_000))
+    tensor = pb_field(1, 0, varint(1)) + pb_field(2, 2, dims) + pb_field(5, 2, struct.pack("<f", 1.0))
+    big_tensor = pb_field(1, 1, struct.pack("<d", 1.0)) + pb_field(2, 0, varint(3)) + pb_field(5, 2, pb_field(1, 2, pb_field(1, 2, b"t") + pb_field(8, 2, tensor)))
     cases: dict[str, dict[str, bytes]] = {
         "TB step > 2**63 (10-byte varint)": {"tb/events.out.tfevents.1.h": b"".join(
-            record(scalar_event(varint(s), "tb/loss", 1.0 / s)) for s in range(1, 50))
-            + b"".join(record(scalar_event(varint(2**63 + i * 2**60), "tb/loss", 1.0)) for i in range(1, 20))},
+            tfrecord(scalar_event(varint(s), "tb/loss", 1.0 / s)) for s in range(1, 50))
+            + b"".join(tfrecord(scalar_event(varint(2**63 + i * 2**60), "tb/loss", 1.0)) for i in range(1, 20))},
         "config.json 100,000 deep": {"config.json": b"[" * 100_000 + b"]" * 100_000},
         "args.json 5,000-digit int": {"args.json": b'{"seed": ' + b"7" * 5000 + b"}"},
         "hparams.yaml alias bomb": {"hparams.yaml": bomb.encode()},
-        "tensor shape, 100,000 huge dims (1.2 MB)": {"tb/events.out.tfevents.2.h": record(scalar_event(varint(1), "x", 1.0)) + record(big_tensor)},
+        "tensor shape, 100,000 huge dims (1.2 MB)": {"tb/events.out.tfevents.2.h": tfrecord(scalar_event(varint(1), "x", 1.0)) + tfrecord(big_tensor)},
         "metrics2.jsonl line 100,000 deep": {"metrics2.jsonl": b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"\n"},
         "trainer_state.json 100,000 deep": {"trainer_state.json": b'{"log_history": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"},
     }

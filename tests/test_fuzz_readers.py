@@ -28,6 +28,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _eventgen import pb_field, tfrecord, varint
+
 FAST_EXAMPLES = 40
 FUZZ_EXAMPLES = 2000
 DEADLINE = timedelta(seconds=5)  # per example; a hang or a quadratic blow-up fails it
@@ -36,32 +38,16 @@ DEADLINE = timedelta(seconds=5)  # per example; a hang or a quadratic blow-up fa
 # --- valid seeds, generated --------------------------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return bytes(out)
-
-
-def _field(num: int, wt: int, payload: bytes) -> bytes:
-    return _varint(num << 3 | wt) + (_varint(len(payload)) + payload if wt == 2 else payload)
-
-
 def _tb_seed() -> bytes:
-    from trainfix.diagnostics.ingest.tensorboard import masked_crc32c
-
     out = b""
     for step in range(1, 9):
         for tag, value in (("train/loss", 1.0 / step), ("val/acc", 0.5 + step / 40)):
-            val = _field(1, 2, tag.encode()) + _field(2, 5, struct.pack("<f", value))
+            val = pb_field(1, 2, tag.encode()) + pb_field(2, 5, struct.pack("<f", value))
             if step % 3 == 0:  # a TF2-style tensor scalar too
-                tensor = _field(1, 0, _varint(1)) + _field(2, 2, b"") + _field(5, 2, struct.pack("<f", value))
-                val = _field(1, 2, (tag + "_t").encode()) + _field(8, 2, tensor)
-            payload = _field(1, 1, struct.pack("<d", 1e9 + step)) + _field(2, 0, _varint(step)) + _field(5, 2, _field(1, 2, val))
-            head = struct.pack("<Q", len(payload))
-            out += head + struct.pack("<I", masked_crc32c(head)) + payload + struct.pack("<I", masked_crc32c(payload))
+                tensor = pb_field(1, 0, varint(1)) + pb_field(2, 2, b"") + pb_field(5, 2, struct.pack("<f", value))
+                val = pb_field(1, 2, (tag + "_t").encode()) + pb_field(8, 2, tensor)
+            payload = pb_field(1, 1, struct.pack("<d", 1e9 + step)) + pb_field(2, 0, varint(step)) + pb_field(5, 2, pb_field(1, 2, val))
+            out += tfrecord(payload)
     return out
 
 

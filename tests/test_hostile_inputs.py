@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from _eventgen import pb_field, scalar_event, tfrecord, varint
 from typer.testing import CliRunner
 
 from trainfix.cli.app import app
@@ -224,38 +226,7 @@ def test_a_progress_bar_log_with_only_carriage_returns_streams_in_bounded_memory
 
 
 def _event_file(path: Path, records: list[bytes]) -> None:
-    """TFRecord framing; payload CRCs only for small records (the reader checks them only when
-    asked, and the pure-numpy CRC of a 1 MB payload is slow)."""
-    import struct
-
-    from trainfix.diagnostics.ingest.tensorboard import masked_crc32c
-
-    out = b""
-    for payload in records:
-        head = struct.pack("<Q", len(payload))
-        foot = masked_crc32c(payload) if len(payload) < 4096 else 0
-        out += head + struct.pack("<I", masked_crc32c(head)) + payload + struct.pack("<I", foot)
-    path.write_bytes(out)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return bytes(out)
-
-
-def _field(num: int, wt: int, payload: bytes) -> bytes:
-    return _varint(num << 3 | wt) + (_varint(len(payload)) + payload if wt == 2 else payload)
-
-
-def _scalar_event(step_varint: bytes, tag: str, value: float) -> bytes:
-    import struct
-
-    val = _field(1, 2, tag.encode()) + _field(2, 5, struct.pack("<f", value))
-    return _field(1, 1, struct.pack("<d", 1.0)) + _field(2, 0, step_varint) + _field(5, 2, _field(1, 2, val))
+    path.write_bytes(b"".join(tfrecord(p) for p in records))
 
 
 def test_a_tensorboard_step_above_2_63_is_read_as_protobuf_reads_it(tmp_path):
@@ -263,8 +234,8 @@ def test_a_tensorboard_step_above_2_63_is_read_as_protobuf_reads_it(tmp_path):
 
     _metrics(tmp_path)
     _event_file(tmp_path / "events.out.tfevents.1.host",
-                [_scalar_event(_varint(s), "tb/loss", 1.0 / s) for s in range(1, 6)]
-                + [_scalar_event(_varint(2**69 + 7), "tb/loss", 9.0)])  # a 10-byte varint past 2**64
+                [scalar_event(varint(s), "tb/loss", 1.0 / s) for s in range(1, 6)]
+                + [scalar_event(varint(2**69 + 7), "tb/loss", 9.0)])  # a 10-byte varint past 2**64
     run = read_run(tmp_path)
     assert run.inputs["skipped"] == []
     assert sorted(run.series("tb/loss").steps.tolist()) == [1, 2, 3, 4, 5, 7]  # truncated to 64 bits
@@ -275,12 +246,12 @@ def test_a_tensor_shape_with_many_huge_dims_is_read_in_linear_time(tmp_path):
 
     from trainfix.diagnostics.ingest.tensorboard import read_events
 
-    dims = b"".join(_field(1, 2, _field(1, 0, _varint(2**62 + 1))) for _ in range(100_000))  # 1.2 MB
-    tensor = _field(1, 0, _varint(1)) + _field(2, 2, dims) + _field(5, 2, struct.pack("<f", 1.0))
-    val = _field(1, 2, b"big") + _field(8, 2, tensor)
-    huge = _field(1, 1, struct.pack("<d", 1.0)) + _field(2, 0, _varint(3)) + _field(5, 2, _field(1, 2, val))
+    dims = b"".join(pb_field(1, 2, pb_field(1, 0, varint(2**62 + 1))) for _ in range(100_000))  # 1.2 MB
+    tensor = pb_field(1, 0, varint(1)) + pb_field(2, 2, dims) + pb_field(5, 2, struct.pack("<f", 1.0))
+    val = pb_field(1, 2, b"big") + pb_field(8, 2, tensor)
+    huge = pb_field(1, 1, struct.pack("<d", 1.0)) + pb_field(2, 0, varint(3)) + pb_field(5, 2, pb_field(1, 2, val))
     path = tmp_path / "events.out.tfevents.2.host"
-    _event_file(path, [_scalar_event(_varint(1), "loss", 0.5), huge])
+    _event_file(path, [scalar_event(varint(1), "loss", 0.5), huge])
     ev = read_events(path)  # a product of the dims took minutes; any dim != 1 now decides at once
     assert ev.tags == ["loss"] and len(ev.steps) == 1
 
