@@ -44,7 +44,6 @@ import importlib.util
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from _resume import comparable_records, kill_mid_second_epoch, resume_and_reference, resume_config
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -254,60 +255,16 @@ def check_memory(table: Table, device: str, out: Path, healthy: list[Path], cuda
                  + f" (mem {leaked[0]:.0f} -> {leaked[-1]:.0f} MB over {len(leaked)} points; {secs:.1f} s)")
 
 
-RESUME_CONFIG = """
-run: {name: resume-check, seed: 3, device: DEVICE}
-data: {name: digits, image_size: 16, noise: 0.1}
-model: {name: cnn, width: 16, depth: 2, dropout: 0.3}
-loss: {name: cross-entropy, label_smoothing: 0.05}
-optimizer: {name: adamw, lr: 0.01, weight_decay: 0.0001}
-schedule: {name: cosine, warmup_epochs: 0.5}
-training: {epochs: 2, batch_size: 32, grad_accum: 2, ema_decay: 0.9}
-logging: {every_n_steps: 3, progress: false}
-checkpoint: {every_n_steps: 4}
-"""
-
-
-def _comparable(run: Path) -> list[dict]:
-    rows = records(run)
-    for r in rows:
-        r.pop("wall_time", None)
-        r.pop("mem/allocated_mb", None)  # two processes' memory differs
-    return rows
-
-
 def check_resume(table: Table, device: str, out: Path) -> None:
     cfg = out / "resume.yaml"
-    cfg.write_text(RESUME_CONFIG.replace("DEVICE", device))
+    cfg.write_text(resume_config("resume-check", device, 16))
     killed, ref = out / "resume-killed", out / "resume-ref"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "trainfix", "train", "--config", str(cfg), "--out", str(killed)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    meta, step, deadline = killed / "checkpoints" / "last.json", 0, time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            m = json.loads(meta.read_text()) if meta.exists() else {}
-        except json.JSONDecodeError:
-            m = {}
-        if m.get("epoch") == 1 and m.get("batch_in_epoch", 0) > 0:
-            step = m["step"]
-            break
-        time.sleep(0.02)
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    step = kill_mid_second_epoch(cfg, killed, {**os.environ, "OMP_NUM_THREADS": "1"}, timeout=180)
     if not step:
         table.add("resume", "FAIL", "the run finished or never saved a mid-epoch checkpoint before it could be killed")
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the killed process's CPU reduction order
-    try:
-        from trainfix.trainers import train
-
-        train(cfg, out_dir=killed, resume=True)
-        train(cfg, out_dir=ref)
-    finally:
-        torch.set_num_threads(threads)
-    a, b = _comparable(ref), _comparable(killed)
+    resume_and_reference(cfg, killed, ref)
+    a, b = comparable_records(ref), comparable_records(killed)
     if len(a) != len(b) or [r["step"] for r in a] != [r["step"] for r in b]:
         table.add("resume", "FAIL", f"{len(b)} records after resume vs {len(a)} uninterrupted (steps differ)")
         return
