@@ -26,6 +26,18 @@ def cache_dir(name: str) -> Path:
     return root
 
 
+def cached_file(name: str, filename: str, make: Callable[[], str]) -> Path:
+    """The folder :func:`cache_dir` gives ``name``, holding ``filename`` with the text ``make()``
+    returns: generated once, written atomically (an interrupted generation is never reused)."""
+    root = cache_dir(name)
+    path = root / filename
+    if not path.exists():
+        tmp = path.with_suffix(".part")
+        tmp.write_text(make())
+        tmp.replace(path)
+    return root
+
+
 def cpu_call(fn: Callable[[], Any]) -> float:
     """CPU seconds of this process spent in ``fn()``."""
     gc.collect()

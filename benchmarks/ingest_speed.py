@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import Table, alternate, cache_dir, cpu_call  # noqa: E402
+from _timing import Table, alternate, cache_dir, cached_file, cpu_call  # noqa: E402
 
 TB_NAMES = ["train/loss_step", "lr", "grad_norm", "val/acc", "train/loss", "mem/allocated_mb", "loss/ce",
             "loss/sparsity/raw", "val/loss", "attn/entropy"]
@@ -64,9 +64,7 @@ def tb_dir(tags: int, steps: int) -> Path:
 
 
 def csv_dir(rows: int) -> Path:
-    root = cache_dir(f"csv-lightning-{rows}")
-    path = root / "metrics.csv"
-    if not path.exists():
+    def make() -> str:
         rng = np.random.default_rng(1)
         per_epoch = 1000
         lines = ["epoch,step,lr-AdamW,train_loss_step,train_acc_step,val_loss,val_acc,train_loss_epoch"]
@@ -76,32 +74,26 @@ def csv_dir(rows: int) -> Path:
                 lines.append(f"{epoch},{i},,,,{rng.random():.6f},{rng.random():.6f},{rng.random():.6f}")
             else:
                 lines.append(f"{epoch},{i},{1e-3 * (1 - i / rows):.8g},{rng.random():.6f},{rng.random():.6f},,,")
-        tmp = path.with_suffix(".part")
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(path)
-    return root
+        return "\n".join(lines) + "\n"
+
+    return cached_file(f"csv-lightning-{rows}", "metrics.csv", make)
 
 
 def jsonl_dir(lines: int) -> Path:
-    root = cache_dir(f"jsonl-{lines}")
-    path = root / "metrics.jsonl"
-    if not path.exists():
+    def make() -> str:
         rng = np.random.default_rng(2)
         out = []
         for i in range(lines):
             rec = {"step": i, "epoch": i // 500, "wall_time": 1.7e9 + i * 0.05, "train/loss_step": float(rng.random()),
                    "lr": 1e-3 * (1 - i / lines), "grad_norm": float(rng.random() * 3)}
             out.append(json.dumps(rec))
-        tmp = path.with_suffix(".part")
-        tmp.write_text("\n".join(out) + "\n")
-        tmp.replace(path)
-    return root
+        return "\n".join(out) + "\n"
+
+    return cached_file(f"jsonl-{lines}", "metrics.jsonl", make)
 
 
 def state_dir(entries: int) -> Path:
-    root = cache_dir(f"trainer-state-{entries}")
-    path = root / "trainer_state.json"
-    if not path.exists():
+    def make() -> str:
         rng = np.random.default_rng(3)
         hist = []
         for i in range(entries):
@@ -113,16 +105,13 @@ def state_dir(entries: int) -> Path:
                              "loss": float(rng.random()), "step": (i + 1) * 10})
         state = {"best_metric": None, "epoch": entries / 1000, "global_step": entries * 10, "log_history": hist,
                  "max_steps": entries * 10, "train_batch_size": 8}
-        tmp = path.with_suffix(".part")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(path)
-    return root
+        return json.dumps(state, indent=2)
+
+    return cached_file(f"trainer-state-{entries}", "trainer_state.json", make)
 
 
 def text_dir(lines: int) -> Path:
-    root = cache_dir(f"text-{lines}")
-    path = root / "train.log"
-    if not path.exists():
+    def make() -> str:
         rng = np.random.default_rng(4)
         out = []
         per_epoch = 200
@@ -136,10 +125,9 @@ def text_dir(lines: int) -> Path:
             else:
                 out.append(f"Epoch: [{epoch}][{batch}/{per_epoch}] step {i} loss: {rng.random():.4f} "
                            f"lr: {1e-3 * (1 - i / lines):.6f} grad_norm: {3 * rng.random():.3f}")
-        tmp = path.with_suffix(".part")
-        tmp.write_text("\n".join(out) + "\n")
-        tmp.replace(path)
-    return root
+        return "\n".join(out) + "\n"
+
+    return cached_file(f"text-{lines}", "train.log", make)
 
 
 # --- baselines ----------------------------------------------------------------------------------------
@@ -196,6 +184,15 @@ def read_run_of(root: Path):
 
 
 # --- the benchmark ------------------------------------------------------------------------------------
+def versus(table: Table, reps: int, root: Path, target: str, baseline: str, run_baseline, goal: float) -> None:
+    """``read_run`` of ``root`` against ``run_baseline()``, alternating, as one row of ``table``."""
+    times = alternate({
+        "ours": lambda: cpu_call(lambda: read_run_of(root)),
+        baseline: lambda: cpu_call(run_baseline),
+    }, reps)
+    table.add(target, times["ours"], times[baseline], goal)
+
+
 def bench_tb(table: Table, reps: int, scale: float) -> None:
     steps100 = max(1000, int(100_000 * scale))
     wide, narrow = tb_dir(100, steps100), tb_dir(10, steps100 * 10)
@@ -225,11 +222,7 @@ def bench_csv(table: Table, reps: int, scale: float) -> None:
 
     root = csv_dir(max(10_000, int(1_000_000 * scale)))
     print(f"CSV: {root.name}", flush=True)
-    times = alternate({
-        "ours": lambda: cpu_call(lambda: read_run_of(root)),
-        "pandas": lambda: cpu_call(lambda: pd.read_csv(root / "metrics.csv")),
-    }, reps)
-    table.add("CSV (Lightning) vs pandas.read_csv", times["ours"], times["pandas"], 2.0)
+    versus(table, reps, root, "CSV (Lightning) vs pandas.read_csv", "pandas", lambda: pd.read_csv(root / "metrics.csv"), 2.0)
 
 
 def bench_jsonl(table: Table, reps: int, scale: float) -> None:
@@ -237,11 +230,8 @@ def bench_jsonl(table: Table, reps: int, scale: float) -> None:
 
     root = jsonl_dir(max(5_000, int(200_000 * scale)))
     print(f"JSON lines: {root.name}", flush=True)
-    times = alternate({
-        "ours": lambda: cpu_call(lambda: read_run_of(root)),
-        "pandas": lambda: cpu_call(lambda: pd.read_json(root / "metrics.jsonl", lines=True)),
-    }, reps)
-    table.add("JSONL vs pandas.read_json(lines=True)", times["ours"], times["pandas"], 2.0)
+    versus(table, reps, root, "JSONL vs pandas.read_json(lines=True)", "pandas",
+           lambda: pd.read_json(root / "metrics.jsonl", lines=True), 2.0)
 
 
 def bench_state(table: Table, reps: int, scale: float) -> None:
@@ -252,21 +242,13 @@ def bench_state(table: Table, reps: int, scale: float) -> None:
         with open(root / "trainer_state.json", "rb") as fh:
             return json.load(fh)
 
-    times = alternate({
-        "ours": lambda: cpu_call(lambda: read_run_of(root)),
-        "json": lambda: cpu_call(load),
-    }, reps)
-    table.add("trainer_state.json vs json.load", times["ours"], times["json"], 2.0)
+    versus(table, reps, root, "trainer_state.json vs json.load", "json", load, 2.0)
 
 
 def bench_text(table: Table, reps: int, scale: float) -> None:
     root = text_dir(max(5_000, int(300_000 * scale)))
     print(f"text: {root.name}", flush=True)
-    times = alternate({
-        "ours": lambda: cpu_call(lambda: read_run_of(root)),
-        "regex": lambda: cpu_call(lambda: regex_loop(root / "train.log")),
-    }, reps)
-    table.add("text log vs compiled-regex loop", times["ours"], times["regex"], 2.0)
+    versus(table, reps, root, "text log vs compiled-regex loop", "regex", lambda: regex_loop(root / "train.log"), 2.0)
 
 
 BENCHES = {"tb": bench_tb, "csv": bench_csv, "jsonl": bench_jsonl, "state": bench_state, "text": bench_text}
