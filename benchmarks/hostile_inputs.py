@@ -2,6 +2,7 @@
 
     python benchmarks/hostile_inputs.py            # every class, the GB-size files included
     python benchmarks/hostile_inputs.py --small    # the same cases at a size CI could afford
+    python benchmarks/hostile_inputs.py --only large --case text,cr   # some of the large-file cases
 
 Every case runs in a fresh process (``python -m trainfix ...`` or a short ``read_run`` script) under a
 timeout, so a hang is a failure, not a stuck benchmark; peak memory is that process's max RSS
@@ -238,8 +239,9 @@ def one_bad_file(root: Path) -> Klass:
     return k
 
 
-def large_files(root: Path, small: bool) -> Klass:
+def large_files(root: Path, small: bool, cases: str | None = None) -> Klass:
     k = Klass("large files")
+    want = (lambda key: True) if not cases else (lambda key: key in cases.split(","))
     scale = 0.01 if small else 1.0
     _, _, _, _, base_peak = read_case(_empty_run(root))
 
@@ -257,14 +259,30 @@ def large_files(root: Path, small: bool) -> Klass:
             ok, note = True, (err.strip().splitlines() or [""])[0][:70]
         k.results.append(Result(label, ok, secs, peak, note, needs))
 
-    # 2 GB sparse events file: all zeros, no disk used
+    if want("sparse"):
+        _sparse(root, scale, measure)
+    if want("garbage"):
+        _garbage(root, scale, measure)
+    if want("text"):
+        _text(root, scale, measure)
+    if want("cr"):
+        _cr(root, scale, measure)
+    if want("columns"):
+        _columns(root, small, measure)
+    if want("many"):
+        _many(root, small, measure)
+    return k
+
+
+def _sparse(root, scale, measure):  # a 2 GB sparse events file: all zeros, no disk used
     run = root / "large-sparse"
     metrics_lines(run)
     with open(run / "events.out.tfevents.1.h", "wb") as fh:
         fh.truncate(int(2 * 2**30 * scale))
     measure(f"{2 * scale:g} GB sparse events file", run)
 
-    # 1 GB garbage events
+
+def _garbage(root, scale, measure):
     run = root / "large-garbage"
     metrics_lines(run)
     with open(run / "events.out.tfevents.1.h", "wb") as fh:
@@ -276,7 +294,8 @@ def large_files(root: Path, small: bool) -> Klass:
             left -= 1 << 20
     measure(f"{1 * scale:g} GB garbage events file", run)
 
-    # 500 MB text log
+
+def _text(root, scale, measure):
     run = root / "large-text"
     run.mkdir()
     chunk = "".join(f"Epoch {e}/99: Train Loss: {1 / (e + 1):.4f} | Val Acc: {50 + e % 40:.2f}%\n"
@@ -286,7 +305,8 @@ def large_files(root: Path, small: bool) -> Klass:
             fh.write(chunk)
     measure(f"{500 * scale:g} MB text log", run)
 
-    # 300 MB progress log with only \r breaks
+
+def _cr(root, scale, measure):  # a progress log with only \r breaks
     run = root / "large-cr"
     run.mkdir()
     bar = b"Epoch 1/1:  45%|#########           | 450/1000 [00:10<00:12, 44.2it/s]\r"
@@ -296,7 +316,8 @@ def large_files(root: Path, small: bool) -> Klass:
             fh.write(chunk)
     measure(f"{300 * scale:g} MB \\r-only progress log", run)
 
-    # CSV with 100,000 columns
+
+def _columns(root, small, measure):
     run = root / "large-columns"
     metrics_lines(run)
     ncol = int(100_000 * (0.1 if small else 1))
@@ -305,7 +326,8 @@ def large_files(root: Path, small: bool) -> Klass:
     (run / "wide.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
     measure(f"CSV with {ncol:,} columns", run)
 
-    # 50,000 tiny log files
+
+def _many(root, small, measure):
     run = root / "large-many"
     run.mkdir()
     nfiles = int(50_000 * (0.02 if small else 1))
@@ -314,7 +336,6 @@ def large_files(root: Path, small: bool) -> Klass:
         sub.mkdir(exist_ok=True)
         (sub / f"log{i}.jsonl").write_text(f'{{"step": 1, "loss{i % 50}": 0.5}}\n')
     measure(f"{nfiles:,} tiny log files", run)
-    return k
 
 
 def _empty_run(root: Path) -> Path:
@@ -349,10 +370,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", action="store_true", help="small instances of the large-file cases")
     ap.add_argument("--only", help="one class: exec, special, bad, large, outputs")
+    ap.add_argument("--case", help="large files only: some of sparse,garbage,text,cr,columns,many (comma-separated)")
     a = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="trainfix-hostile-"))
     builders = {"exec": code_execution, "special": special_files, "bad": one_bad_file,
-                "large": lambda r: large_files(r, a.small), "outputs": outputs}
+                "large": lambda r: large_files(r, a.small, a.case), "outputs": outputs}
     try:
         classes = [fn(root) for key, fn in builders.items() if not a.only or a.only == key]
     finally:
