@@ -189,3 +189,17 @@ def test_a_spent_time_budget_keeps_what_was_read_with_a_note(tmp_path, monkeypat
     (note,) = [n for n in run.inputs["notes"] if "budget" in n]
     assert note.startswith("train.log: read only the first ") and "20 s budget" in note
     assert "TRAINFIX_MAX_FILE_SECONDS" in note
+
+
+def test_counters_too_long_for_a_step_read_nothing_and_raise_nothing(tmp_path):
+    """A 400-digit epoch (fuzzed), a batch counter whose step would leave int64, and an epoch
+    past Python's int-string limit: those lines give no step; the good lines still stand."""
+    lines = [f"Epoch {e}/12: Train Loss: {1 / e:.4f} | Val Acc: {50 + e}.00%" for e in range(1, 12)]
+    lines.append("Epoch " + "9" * 400 + "12/12: Train Loss: 0.0833 | Val Acc: 62.00%")
+    lines.append("Epoch " + "7" * 5000 + ": loss: 0.5")
+    lines.append("Epoch 999999999999 Batch 999999999999/999999999999 loss: 0.1")
+    (tmp_path / "train.log").write_text("\n".join(lines) + "\n")
+    table = read_text(tmp_path / "train.log", "train.log")
+    steps = table.steps[[t == "Train Loss" for t in (table.tags[c] for c in table.codes)]]
+    assert steps.tolist()[:11] == list(range(1, 12))
+    assert int(abs(table.steps).max()) < 2**63

@@ -213,8 +213,17 @@ def test_two_stage_sparse_dense_then_quarter_from_best():
     assert sparse["overrides"]["sparse.active_fraction"] == 0.25
     assert sparse["overrides"]["optimizer.lr"] == pytest.approx(1e-4)  # 0.1x
     assert tree["sparse"]["enabled"] is False
+    assert "sparse.scope" not in sparse["overrides"]  # a global mask stays as it is
     again = make_recipe("two-stage-sparse")
     assert again.plan(tree) is None and "already trains in two stages" in again.reason
+
+
+def test_two_stage_sparse_masks_the_sparse_stage_globally_not_per_layer():
+    per_layer = cfg(sparse={"enabled": True, "active_fraction": 0.1, "start_epoch": 0, "scope": "layer"})
+    tree, patch = applied(per_layer, "two-stage-sparse")
+    assert tree["stages"][1]["overrides"]["sparse.scope"] == "global"
+    assert tree["sparse"]["scope"] == "layer"  # the base config keeps what it said
+    assert any("global threshold" in n for n in patch.notes)
 
 
 def test_two_stage_sparse_refuses_dense_runs_and_advises_foreign_ones():

@@ -43,12 +43,15 @@ _VALUE = re.compile(rf"[:=][ \t]*(?P<val>{_NUM})(?P<pct>[ \t]*%)?")
 _AFTER = re.compile(rf"\s*$|\s*[|,;]|\s+-\s|\s+{_KEY}\s*[:=]|\s*\)|\s*\}}")
 # The key: the words just before the ":"/"=", starting at a word boundary.
 _KEY_END = re.compile(rf"(?<![\w./()\-])(?P<key>{_KEY})[ \t]*$")
-_EPOCH = re.compile(r"\bepoch\b\s*[:=#]?\s*\[?\s*(\d+)(?:\s*/\s*(\d+))?", re.I)
-_STEP = re.compile(r"\b(?:global[_ ]step|step|iteration|iter)\b\s*[:=#]?\s*\[?\s*(\d+)(?:\s*/\s*(\d+))?", re.I)
+_EPOCH = re.compile(r"\bepoch\b\s*[:=#]?\s*\[?\s*(\d{1,12})(?:\s*/\s*(\d{1,12}))?(?!\d)", re.I)
+_STEP = re.compile(r"\b(?:global[_ ]step|step|iteration|iter)\b\s*[:=#]?\s*\[?\s*(\d{1,15})(?:\s*/\s*(\d{1,15}))?(?!\d)", re.I)
 # A bare iteration counter, "i: 12" / "it=12": the step when no step word names one.  Only with
 # ":" or "=" and a whole number ("ratio i= 0.5" is no counter).
-_ITER_I = re.compile(r"(?<![\w.\-])(?:it|i)\s*[:=]\s*(\d+)(?![\w.])", re.I)
-_BATCH = re.compile(r"\bbatch\b\s*[:=#]?\s*\[?\s*(\d+)\s*/\s*(\d+)", re.I)
+_ITER_I = re.compile(r"(?<![\w.\-])(?:it|i)\s*[:=]\s*(\d{1,15})(?![\w.])", re.I)
+# Counters are at most 12-15 digits (a longer digit run is no epoch or step and matches nothing), and
+# a step derived from them that leaves int64 drops its line: the steps live in an int64 array.
+_MAX_STEP = 2**63 - 1
+_BATCH = re.compile(r"\bbatch\b\s*[:=#]?\s*\[?\s*(\d{1,12})\s*/\s*(\d{1,12})(?!\d)", re.I)
 _METRIC_WORD = re.compile(
     r"loss|acc|accuracy|\blr\b|learning[_ ]?rate|auc|f1|map|precision|recall|iou|dice|error|err\b|"
     r"perplexity|ppl|wer|cer|bleu|rouge|score|norm|grad|mem|损失|准确|精度",
@@ -241,6 +244,8 @@ def read_text(path: Path, source: str) -> Table:
                 else:
                     step = count
                 count += 1
+                if abs(step) > _MAX_STEP:
+                    continue
                 pts.add_line(pairs, step)
     if pts.units:
         notes.append("percentages converted to fractions: " + ", ".join(sorted(pts.units)))

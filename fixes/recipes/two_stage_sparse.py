@@ -4,7 +4,8 @@ What it changes
 ---------------
 Adds ``stages``: ``dense`` for about 75% of the epochs with sparse training off, then ``sparse``
 for the rest, starting from the dense stage's best checkpoint (``init_from: best``) with 25% of
-the weights active, re-masked as before, at 0.1x the lr and without warmup.  The top-level
+the weights active, re-masked as before, at 0.1x the lr and without warmup; a per-layer mask
+(``sparse.scope: layer``) becomes one global threshold in that stage.  The top-level
 ``sparse.enabled`` is switched off so the base config is dense.  A ``constant`` lr schedule
 becomes ``cosine`` with a short warmup (the seed's OneCycle -> cosine).  Foreign configs cannot express
 stages: advice with the same plan in numbers.
@@ -78,6 +79,12 @@ class TwoStageSparse(Recipe):
                 return self.skip(f"{epochs} epoch(s) cannot be split into a dense and a sparse stage")
             dense, rest = split_epochs(epochs)
             stage_lr = sig(lr * LR_FACTOR)
+            stage = {"sparse.enabled": True, "sparse.active_fraction": ACTIVE, "sparse.start_epoch": 0,
+                     "optimizer.lr": stage_lr, "schedule.warmup_epochs": 0.0}
+            if str(sparse.get("scope", "global")) == "layer":
+                stage["sparse.scope"] = "global"
+                b.note("the sparse stage masks with one global threshold: 25% of each layer starves the "
+                       "smallest layers (on digits the stage starts at 0.25 val acc, from 0.95 dense)")
             b.set_path(("sparse", "enabled"), False, "the base config trains dense")
             if str(b.section("schedule").get("name", "constant")) == "constant":
                 b.set_path(("schedule", "name"), "cosine",
@@ -85,10 +92,7 @@ class TwoStageSparse(Recipe):
                 add_warmup(b)
             b.set_path(("stages",), [
                 {"name": "dense", "epochs": dense, "overrides": {"sparse.enabled": False}},
-                {"name": "sparse", "epochs": rest, "init_from": "best",
-                 "overrides": {"sparse.enabled": True, "sparse.active_fraction": ACTIVE,
-                               "sparse.start_epoch": 0, "optimizer.lr": stage_lr,
-                               "schedule.warmup_epochs": 0.0}},
+                {"name": "sparse", "epochs": rest, "init_from": "best", "overrides": stage},
             ], f"dense {dense} epochs, then {rest} sparse at {ACTIVE:.0%} active from the best checkpoint, lr {stage_lr:g}")
             b.note(f"total epochs stay {epochs}: {dense} dense + {rest} sparse")
             return self.finish(b, "nothing to change")

@@ -19,8 +19,10 @@ not a measured power figure.
 What goes wrong in the original story: masking 90% of the weights from the first epoch, at random
 initialisation, re-masked every epoch while the network is still learning its features: each
 re-masking drops weights the last epoch had started to rely on, and validation accuracy swings
-(on chest X-rays 85% -> 7% -> 64%; on digits with a small CNN the effect is milder: drops of up to
-6 points between epochs and a lower final accuracy than the two-stage run).
+(on chest X-rays 85% -> 7% -> 64%).  On digits with a small CNN it shows with ``scope: layer``, 10%
+of every layer as a loop of ``prune.l1_unstructured`` gives: drops of up to 10 points after the first
+quarter of the run and a final accuracy near 0.6.  With one global threshold, 10% from the start
+only learns more slowly (no drop after the first quarter, final 0.92 against the two-stage 0.94).
 The remedy the story proposes, and our fixed example follows, is two stages (the trainer's
 ``stages:``): train dense, then start from the best dense checkpoint and fine-tune at 25% active
 with a lower lr.
