@@ -122,6 +122,9 @@ class NeverLearned(Detector):
         Relative movement of a loss at a constant-output level called none (0.01).
     near_zero
         A task metric never above this share of its scale is near zero (0.01).
+    still_falling
+        A loss that fell by this share of its level over its second half, steadily, means a task
+        metric near zero is not yet stuck (0.05).
     absurd_loss
         A loss whose second half stays above this is blown up, when it swings and does not fall (1e6).
     min_points
@@ -144,6 +147,7 @@ class NeverLearned(Detector):
         chance_gap: float = 0.1
         negligible: float = 0.01
         near_zero: float = 0.01
+        still_falling: float = 0.05
         absurd_loss: float = 1e6
         min_points: int = 5
         few_points: int = 3
@@ -425,8 +429,31 @@ _TASK_METRIC = re.compile(r"(?:^|[/_.\s])(?:m|mean_?)?(?:acc|accuracy|iou|dice|f
                           r"(?:[/_.(@\s]|$)")
 
 
+def _still_falling(losses: list, share: float) -> bool:
+    """A loss fell by ``share`` or more of its level over the second half of its points, steadily
+    (Theil-Sen slope below zero with confidence; on fewer than six points, every step down): the
+    model is still learning."""
+    for s, _ in losses:
+        if len(s) < 4:
+            continue
+        steps, tail = s.steps[(len(s) - 1) // 2:], s.values[(len(s) - 1) // 2:]
+        k = max(1, len(tail) // 3)
+        first, last = float(np.median(tail[:k])), float(np.median(tail[-k:]))
+        if not (first > 0 and (first - last) >= share * first):
+            continue
+        steady = bool(np.all(np.diff(tail) < 0)) if len(tail) < 6 else signals.theil_sen(steps, tail).hi < 0
+        if steady:
+            return True
+    return False
+
+
 def _metric_near_zero(run: Any, params: Any):
-    """A higher-is-better task metric in [0, 1] that never leaves zero and does not rise."""
+    """A higher-is-better task metric in [0, 1] that never leaves zero and does not rise, while no
+    loss is still falling steadily (a detector's mAP stays at zero for its first epochs while the
+    box loss falls; it leaves zero later).  Every loss of the run counts (box, objectness, class)."""
+    losses = [(s.finite(), "min") for t in dict.fromkeys(signals.loss_tags(run)) if (s := run.series(t)) is not None]
+    if _still_falling(losses, params.still_falling):
+        return None
     per_class = set(run.roles.group(CLASS_METRICS).values())
     for t in run.tags:
         name = t.lower()
