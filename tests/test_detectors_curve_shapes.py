@@ -173,6 +173,15 @@ def test_batch_variance_quiet_on_a_converged_small_batch_classifier():
                                  "epoch": (ends[:16], np.arange(16, dtype=float))})
     assert not findings("batch-loss-variance", prefix)
     assert findings("batch-loss-variance", prefix, falling_drop=1e9)
+    # its first 5 epochs (a real one: window medians 0.59, 0.19, 0.14, 0.10, 0.11): the typical loss
+    # 4-7x down after a fast first epoch, then wobbling down; four medians after the first rarely
+    # make a significant trend, and a downward one waits
+    head = 5 * per
+    drop = np.repeat([1.0, 0.3, 0.22, 0.16, 0.15], per)
+    short = synthetic.make_run({"train/loss_step": (steps[:head], 0.6 * drop * rng.lognormal(0, 1.9, head)),
+                                "epoch": (ends[:5], np.arange(5, dtype=float))})
+    assert not findings("batch-loss-variance", short)
+    assert findings("batch-loss-variance", short, few_windows=0)
     # the same spread around a typical loss that does not come down: fires
     stuck = 0.4 * rng.lognormal(0, 1.9, steps.size)
     run = synthetic.make_run({"train/loss_step": (steps, stuck), "epoch": (ends, np.arange(epochs, dtype=float))})

@@ -118,6 +118,10 @@ class BatchLossVariance(Detector):
         Factor below the starting level past which a typical batch loss that still falls (a
         significant downward trend of the window medians after the first) is left to settle
         before it is judged (5): a run watched live is judged on its prefix.
+    few_windows
+        Below this many windows after the first a downward trend of the window medians counts as
+        still falling without a significant test (8): four or five medians cannot reach p < 0.05
+        unless every one is lower than the last.
     min_points
         Per-step points needed (50).
     """
@@ -133,6 +137,7 @@ class BatchLossVariance(Detector):
         min_spread: float = 0.5
         windows: int = 10
         min_window: int = 8
+        few_windows: int = 8
         min_points: int = 50
         converged_drop: float = 10.0
         falling_drop: float = 5.0
@@ -205,8 +210,10 @@ class BatchLossVariance(Detector):
         medians = [st[4] for st in stats[1:]]
         if late_median * params.falling_drop <= start_level and len(medians) >= 3:
             tau, p = signals.mann_kendall(medians)
-            if tau < 0 and p < 0.05:
-                return None  # well down and still coming down: settling is under way, judge it later
+            if tau < 0 and (p < 0.05 or len(medians) < params.few_windows):
+                # well down and still coming down (on a few windows a downward tau is all there is
+                # to see): settling is under way, judge it later
+                return None
         return {"late": late, "early": early, "k": k, "ratios": ratios, "median_ratio": median_ratio,
                 "late_spread": late_spread, "late_median": late_median, "start_level": start_level,
                 "share": share, "windows": len(stats)}
