@@ -95,10 +95,20 @@ def _fmt_n(n: int) -> str:
 
 
 def _render(data: dict[str, Any]) -> None:
-    from rich.table import Table
-
+    """The report on the console: the checkpoint, then the model fit and the update ratio when asked."""
     con = out()
     s = data["checkpoint"]
+    _render_layout(con, s)
+    _render_optimizer(con, s["optimizer"] or {})
+    _render_norms(con, s)
+    if "model" in data:
+        _render_model(con, data["model"])
+    if "update" in data:
+        _render_update(con, data["update"])
+
+
+def _render_layout(con: Any, s: dict[str, Any]) -> None:
+    """Where the weights are, what they count, their counters, prefixes and non-finite tensors."""
     con.print(f"[bold]{s['path']}[/bold]  ({s['format']}, {s['kind']})")
     where = s["state_dict_at"] or "top level"
     con.print(f"weights at: {where}" + (f"   container keys: {', '.join(s['top_level_keys'])}" if s["top_level_keys"] else ""))
@@ -120,63 +130,77 @@ def _render(data: dict[str, Any]) -> None:
             con.print(f"[red]non-finite: {nf['key']}: {nf['nan']} NaN, {nf['inf']} Inf of {nf['numel']}[/red]")
     else:
         con.print("non-finite tensors: none")
-    opt = s["optimizer"] or {}
-    if opt.get("present"):
-        line = (f"optimizer state: {opt['n_params_in_optimizer']} parameters in {opt['n_param_groups']} group(s), "
-                f"{opt['n_params_with_state']} with state; {opt['n_param_tensors']} parameter tensors in the weights")
-        con.print(line)
-        if opt.get("params_without_state_count"):
-            missing = opt.get("params_without_state") or []
-            con.print(f"[yellow]{opt['params_without_state_count']} parameter tensor(s) not in the optimizer"
-                      + (f": {', '.join(missing[:_LIST])}" if missing else "") + "[/yellow]")
-    else:
+
+
+def _render_optimizer(con: Any, opt: dict[str, Any]) -> None:
+    """Optimizer-state coverage: which parameter tensors have state."""
+    if not opt.get("present"):
         con.print("optimizer state: none")
-    if s["layer_norms_top"]:
-        t = Table(title="per-layer L2 norms (largest, then smallest)", show_header=True)
-        t.add_column("tensor")
-        t.add_column("norm", justify="right")
-        for k, v in s["layer_norms_top"]:
+        return
+    line = (f"optimizer state: {opt['n_params_in_optimizer']} parameters in {opt['n_param_groups']} group(s), "
+            f"{opt['n_params_with_state']} with state; {opt['n_param_tensors']} parameter tensors in the weights")
+    con.print(line)
+    if opt.get("params_without_state_count"):
+        missing = opt.get("params_without_state") or []
+        con.print(f"[yellow]{opt['params_without_state_count']} parameter tensor(s) not in the optimizer"
+                  + (f": {', '.join(missing[:_LIST])}" if missing else "") + "[/yellow]")
+
+
+def _render_norms(con: Any, s: dict[str, Any]) -> None:
+    """The per-layer L2 norms, largest then smallest, as a table."""
+    if not s["layer_norms_top"]:
+        return
+    from rich.table import Table
+
+    t = Table(title="per-layer L2 norms (largest, then smallest)", show_header=True)
+    t.add_column("tensor")
+    t.add_column("norm", justify="right")
+    for k, v in s["layer_norms_top"]:
+        t.add_row(k, f"{v:.4g}")
+    if s["layer_norms_bottom"]:
+        t.add_row("...", "")
+        for k, v in s["layer_norms_bottom"]:
             t.add_row(k, f"{v:.4g}")
-        if s["layer_norms_bottom"]:
-            t.add_row("...", "")
-            for k, v in s["layer_norms_bottom"]:
-                t.add_row(k, f"{v:.4g}")
-        con.print(t)
-    if "model" in data:
-        m = data["model"]
-        a, b = m["as_saved"], m["after_strip"]
-        con.print(f"[bold]against model {m['ref']}[/bold]: {a['n_model_keys']} model keys, "
-                  f"{a['n_checkpoint_keys']} checkpoint keys")
-        color = "green" if a["loads_strict"] else "red"
-        con.print(f"[{color}]as saved: {len(a['missing'])} missing, {len(a['unexpected'])} unexpected, "
-                  f"{len(a['shape_mismatched'])} shape-mismatched; strict=False fills "
-                  f"{a['fill_share']:.1%} of the parameters[/{color}]")
-        for label, keys in (("missing", a["missing"]), ("unexpected", a["unexpected"])):
-            for k in keys[:_LIST]:
-                con.print(f"  {label}: {k}")
-            if len(keys) > _LIST:
-                con.print(f"  {label}: ... and {len(keys) - _LIST} more")
-        for k, sa, sb in a["shape_mismatched"][:_LIST]:
-            con.print(f"  shape: {k} checkpoint {sa} vs model {sb}")
-        if not a["loads_strict"]:
-            state = "loads strictly" if b["loads_strict"] else (
-                f"{len(b['missing'])} missing, {len(b['unexpected'])} unexpected, fills {b['fill_share']:.1%}")
-            con.print(f"after stripping wrappers: {state}"
-                      + ("  (repair: trainfix apply CKPT --fix checkpoint-keys)" if b["loads_strict"] else ""))
-    if "update" in data:
-        u = data["update"]
-        con.print(f"[bold]update ratio |W_b - W_a| / |W_a|[/bold] over {len(u['per_layer'])} layers: "
-                  f"median {u['median']:.3g} (IQR {u['q25']:.3g}..{u['q75']:.3g}, spread {u['spread_decades']:.2f} decades)")
-        if u["steps"] == 0:
-            con.print("both saved at the same step: no per-step ratio")
-        elif u["median_per_step"] is not None:
-            lo, hi = u["band_per_step"]
-            con.print(f"per optimizer step ({u['steps']} steps apart): {u['median_per_step']:.3g} "
-                      f"(healthy band {lo:g}..{hi:g}, typical ~1e-3)")
-        else:
-            con.print("steps between the saves unknown: no per-step ratio")
-        for k, v in u["per_layer"][:5]:
-            con.print(f"  {k}: {v:.3g}")
+    con.print(t)
+
+
+def _render_model(con: Any, m: dict[str, Any]) -> None:
+    """``--model``: what a load would miss as saved, and after stripping wrapper prefixes."""
+    a, b = m["as_saved"], m["after_strip"]
+    con.print(f"[bold]against model {m['ref']}[/bold]: {a['n_model_keys']} model keys, "
+              f"{a['n_checkpoint_keys']} checkpoint keys")
+    color = "green" if a["loads_strict"] else "red"
+    con.print(f"[{color}]as saved: {len(a['missing'])} missing, {len(a['unexpected'])} unexpected, "
+              f"{len(a['shape_mismatched'])} shape-mismatched; strict=False fills "
+              f"{a['fill_share']:.1%} of the parameters[/{color}]")
+    for label, keys in (("missing", a["missing"]), ("unexpected", a["unexpected"])):
+        for k in keys[:_LIST]:
+            con.print(f"  {label}: {k}")
+        if len(keys) > _LIST:
+            con.print(f"  {label}: ... and {len(keys) - _LIST} more")
+    for k, sa, sb in a["shape_mismatched"][:_LIST]:
+        con.print(f"  shape: {k} checkpoint {sa} vs model {sb}")
+    if not a["loads_strict"]:
+        state = "loads strictly" if b["loads_strict"] else (
+            f"{len(b['missing'])} missing, {len(b['unexpected'])} unexpected, fills {b['fill_share']:.1%}")
+        con.print(f"after stripping wrappers: {state}"
+                  + ("  (repair: trainfix apply CKPT --fix checkpoint-keys)" if b["loads_strict"] else ""))
+
+
+def _render_update(con: Any, u: dict[str, Any]) -> None:
+    """``--against``: the update-to-weight ratio between the two saves, per step when known."""
+    con.print(f"[bold]update ratio |W_b - W_a| / |W_a|[/bold] over {len(u['per_layer'])} layers: "
+              f"median {u['median']:.3g} (IQR {u['q25']:.3g}..{u['q75']:.3g}, spread {u['spread_decades']:.2f} decades)")
+    if u["steps"] == 0:
+        con.print("both saved at the same step: no per-step ratio")
+    elif u["median_per_step"] is not None:
+        lo, hi = u["band_per_step"]
+        con.print(f"per optimizer step ({u['steps']} steps apart): {u['median_per_step']:.3g} "
+                  f"(healthy band {lo:g}..{hi:g}, typical ~1e-3)")
+    else:
+        con.print("steps between the saves unknown: no per-step ratio")
+    for k, v in u["per_layer"][:5]:
+        con.print(f"  {k}: {v:.3g}")
 
 
 @command

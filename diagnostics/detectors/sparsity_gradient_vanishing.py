@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -22,7 +22,8 @@ from trainfix.diagnostics.roles_vocab import (
 )
 
 if TYPE_CHECKING:
-    from trainfix.diagnostics.run import Run
+    from trainfix.diagnostics.run import Run, Series
+
 
 def window(steps: np.ndarray, values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     keep = (steps >= lo) & (steps <= hi) & np.isfinite(values)
@@ -136,94 +137,37 @@ class SparsityGradientVanishing(Detector):
 
     # ------------------------------------------------------------------------------------------
     def _judge(self, key, w_series, r_series, all_weighted, totals, config, params) -> Finding | str | None:
+        """One auxiliary term: a finding, a skip reason (text), or None (healthy or switched off).
+
+        The steps read top to bottom: the term as it enters the total, its share of the total, the
+        share of its raw value (it must be the weight that starves it), and its trend."""
         weight, scale = knobs.term_weight_scale(config, key)
         if weight == 0.0:
             return None  # switched off on purpose
-        # the weighted term as it enters the total: logged, else rebuilt from raw x weight / scale
-        if w_series is not None and len(w_series) >= 1:
-            w_steps, w_vals, w_how = w_series.steps, w_series.values, "logged"
-            w_tag = w_series.tag
-        elif r_series is not None and weight is not None:
-            w_steps = r_series.steps
-            w_vals = r_series.values * weight / (scale if scale else 1.0)
-            w_how = "raw x weight / scale from the config"
-            w_tag = r_series.tag
-        else:
-            return f"{key}: only the raw term is logged and no weight for it in the config"
-        active = np.flatnonzero(w_vals != 0.0)
-        if not active.size:
-            return None  # identically zero: switched off (aux-loss-dead handles constant terms)
-        # a term that switches on later (a consistency memory filled after the first epoch) is
-        # judged from the step it becomes active
-        on_step = float(w_steps[active[0]])
-        keep = w_steps >= on_step
-        w_steps, w_vals = w_steps[keep], w_vals[keep]
-        trend_series = r_series if (r_series is not None and len(r_series) >= len(w_steps)) else None
-        t_steps = trend_series.steps if trend_series is not None else w_steps
-        t_vals = trend_series.values if trend_series is not None else w_vals
-        t_tag = trend_series.tag if trend_series is not None else w_tag
-        t_keep = t_steps >= on_step
-        t_steps, t_vals = t_steps[t_keep], t_vals[t_keep]
-        if len(t_vals) < params.min_points or len(w_vals) < params.min_points:
-            return signals.need_reason(t_tag, min(len(t_vals), len(w_vals)), params.min_points)
-
-        lo_step, hi_step = float(w_steps[0]), float(w_steps[-1])
-        # denominator: the logged total (the one with most points over the term's steps),
-        # interpolated to the term's steps; else the sum of the logged terms
-        total = max(totals, key=lambda t: len(window(t.steps, t.values, lo_step, hi_step)), default=None)
-        if total is not None:
-            total_tag = total.tag
-            denom_i = np.abs(np.interp(w_steps, total.steps, total.values))
-        else:
-            parts = [np.abs(np.interp(w_steps, t.steps, t.values)) for t in all_weighted.values() if len(t)]
-            if len(parts) < 2:
-                return f"{key}: no total loss to compare with (no train/loss and a single term)"
-            denom_i = np.sum(parts, axis=0)
-            total_tag = "sum of " + ", ".join(sorted(t.tag for t in all_weighted.values()))
-        ok = denom_i > 0
-        if not ok.any():
-            return None
-        ratios = np.abs(w_vals[ok]) / denom_i[ok]
-        share = float(np.median(ratios))
-        if not share < params.max_share:
-            return None
+        term = _term(key, w_series, r_series, weight, scale)
+        if not isinstance(term, _Term):
+            return term
+        if len(term.t_values) < params.min_points or len(term.values) < params.min_points:
+            return signals.need_reason(term.t_tag, min(len(term.t_values), len(term.values)), params.min_points)
+        share = _share(term, all_weighted, totals)
+        if not isinstance(share, _Share):
+            return share
         # a term that mattered at the start and was minimised since is converged, not vanishing:
         # its share must be negligible from the first points on (largest share over the first 10%)
-        n_head = min(len(ratios), max(2, int(round(len(ratios) * 0.1))))
-        share_head = float(np.max(ratios[:n_head]))
-        if not share_head < params.max_share:
+        if not (share.median < params.max_share and share.head < params.max_share):
             return None
-
-        # with the raw term logged: it must be the weight (x 1/scale) that makes the term small; a
-        # raw term that is itself ~0 next to the total is a satisfied regulariser, not a starved one
-        raw_share = None
-        if r_series is not None and len(r_series) and (weight is not None or w_how == "logged"):
-            r_keep = r_series.steps >= on_step
-            r_denom = np.abs(np.interp(r_series.steps[r_keep], total.steps, total.values)) if total is not None else None
-            if r_denom is not None and (r_denom > 0).any():
-                # a configured divisor may already be inside the logged raw value (trainfix logs the
-                # term after ``/ sparsity_scale``): undo it, the divisor is part of what starves it
-                unscale = scale if (scale and scale > 0) else 1.0
-                raw_share = float(np.median(np.abs(r_series.values[r_keep][r_denom > 0]) * unscale
-                                            / r_denom[r_denom > 0]))
-                if not raw_share >= params.max_share:
-                    return None
-
-        trend = signals.theil_sen(t_steps, t_vals)
-        span = float(t_steps[-1] - t_steps[0])
-        level = abs(signals.robust_level(t_vals))
-        noise = signals.noise_scale(t_vals)
-        implied = trend.change_over(span)  # negative = falling
-        first, last = signals.head_tail(t_vals, 0.1, 2)
-        rel = signals.rel_change(first, last)
-        drop = -implied
-        falls = bool(trend.hi < 0 and level > 0 and drop > params.min_drop * level
-                     and (not noise > 0 or drop > params.noise_k * noise))
-        # ... or it fell a lot from where it started (a fast early drop, then flat near zero)
-        falls = falls or bool(rel < -2.0 * params.min_drop and (first - last) > params.noise_k * (noise or 0.0))
-        if falls:
+        raw_share = _raw_share(term, r_series, share.total)
+        if raw_share is not None and not raw_share >= params.max_share:
             return None
+        trend = _trend(term)
+        if trend.falls(params):
+            return None
+        return self._finding(term, share, raw_share, trend, config, params)
 
+    def _finding(self, term: _Term, share: _Share, raw_share: float | None, trend: _Trend,
+                 config: dict, params: Params) -> Finding:
+        """The finding for a vanishing term: the fact with its numbers, the config that explains it."""
+        key, weight, scale = term.key, term.weight, term.scale
         wk, sk, kk = knobs.term_knobs(key)
         cfg = knobs.config_values(config, wk, sk, kk)
         kind = knobs.lookup(config, kk) if kk else None
@@ -232,11 +176,13 @@ class SparsityGradientVanishing(Detector):
             fixes = ["sparsity-rescale"] if str(kind).lower() == "l1" else ["sparsity-l1", "sparsity-rescale"]
         else:
             fixes = []
-        rel_implied = implied / level if level > 0 else float("nan")
-        msg = (f"{key} term is {signals.pct(share)} of the total loss and moved "
+        lo_step, hi_step = float(term.steps[0]), float(term.steps[-1])
+        fit = trend.fit
+        rel_implied = trend.implied / trend.level if trend.level > 0 else float("nan")
+        msg = (f"{key} term is {signals.pct(share.median)} of the total loss and moved "
                f"{signals.pct(rel_implied)} over steps {signals.fmt(lo_step)}-{signals.fmt(hi_step)} "
-               f"(Theil-Sen slope {signals.fmt(trend.slope)}/step, 95% CI [{signals.fmt(trend.lo)}, "
-               f"{signals.fmt(trend.hi)}]): its gradient is too small to shape the model")
+               f"(Theil-Sen slope {signals.fmt(fit.slope)}/step, 95% CI [{signals.fmt(fit.lo)}, "
+               f"{signals.fmt(fit.hi)}]): its gradient is too small to shape the model")
         if cfg:
             msg += "; config: " + ", ".join(f"{k}: {v}" for k, v in cfg.items())
         if weight is not None and scale not in (None, 0.0, 1.0):
@@ -245,28 +191,169 @@ class SparsityGradientVanishing(Detector):
             msg += f"; raise {wk or 'its weight'} until the term is a few percent of the total"
         evidence = {
             "term": key,
-            "share_of_total": share,
-            "max_share_first_points": share_head,
+            "share_of_total": share.median,
+            "max_share_first_points": share.head,
             "raw_share_of_total": raw_share,
             "max_share": params.max_share,
-            "weighted_from": w_how,
-            "total_from": total_tag,
-            "slope_per_step": trend.slope,
-            "slope_ci": [trend.lo, trend.hi],
-            "implied_change": implied,
+            "weighted_from": term.how,
+            "total_from": share.total_tag,
+            "slope_per_step": fit.slope,
+            "slope_ci": [fit.lo, fit.hi],
+            "implied_change": trend.implied,
             "implied_rel_change": rel_implied,
-            "first_level": first,
-            "last_level": last,
-            "rel_change_first_last": rel,
-            "noise_scale": noise,
-            "points": len(t_vals),
+            "first_level": trend.first,
+            "last_level": trend.last,
+            "rel_change_first_last": trend.rel,
+            "noise_scale": trend.noise,
+            "points": len(term.t_values),
             "config": cfg,
         }
         if weight is not None:
             evidence["weight"] = weight
         if scale is not None:
             evidence["scale"] = scale
-        tags = sorted({w_tag, t_tag} | ({total_tag} if total is not None else set()))
-        confidence = min(1.0, 0.6 + 0.4 * (1.0 - share / params.max_share))
+        tags = sorted({term.tag, term.t_tag} | ({share.total_tag} if share.total is not None else set()))
+        confidence = min(1.0, 0.6 + 0.4 * (1.0 - share.median / params.max_share))
         return self.finding(msg, evidence=evidence, steps=(lo_step, hi_step), tags=tags, fixes=fixes,
                             confidence=confidence)
+
+
+# --- the steps of a judgement ------------------------------------------------------------------
+
+
+@dataclass
+class _Term:
+    """One auxiliary term from the step it is active on: its weighted values as they enter the
+    total (``how``: logged, or rebuilt from the config), and the values its trend is read from
+    (the raw term when it is logged at least as densely, else the weighted one)."""
+
+    key: str
+    weight: float | None
+    scale: float | None
+    how: str
+    tag: str
+    steps: np.ndarray
+    values: np.ndarray
+    on_step: float
+    t_tag: str
+    t_steps: np.ndarray
+    t_values: np.ndarray
+
+
+@dataclass
+class _Share:
+    """The term's share of the total loss: median and largest over the first 10% of its points,
+    and the total it was measured against (``total`` None: the sum of the logged terms)."""
+
+    median: float
+    head: float
+    total: Series | None
+    total_tag: str
+
+
+@dataclass
+class _Trend:
+    """How the term moved: Theil-Sen fit, implied change over the analysed steps, level, noise,
+    and the first/last levels with their relative change."""
+
+    fit: Any
+    implied: float
+    level: float
+    noise: float
+    first: float
+    last: float
+    rel: float
+
+    def falls(self, params: SparsityGradientVanishing.Params) -> bool:
+        """Falling beyond its own noise, or a fast early fall from where it started."""
+        drop = -self.implied
+        falls = bool(self.fit.hi < 0 and self.level > 0 and drop > params.min_drop * self.level
+                     and (not self.noise > 0 or drop > params.noise_k * self.noise))
+        # ... or it fell a lot from where it started (a fast early drop, then flat near zero)
+        return falls or bool(self.rel < -2.0 * params.min_drop
+                             and (self.first - self.last) > params.noise_k * (self.noise or 0.0))
+
+
+def _term(key: str, w_series: Series | None, r_series: Series | None, weight: float | None,
+          scale: float | None) -> _Term | str | None:
+    """The term as it enters the total (logged, else rebuilt as raw x weight / scale), from the
+    step it becomes non-zero; a skip reason when it cannot be rebuilt, None when it is all zero."""
+    if w_series is not None and len(w_series) >= 1:
+        w_steps, w_vals, w_how = w_series.steps, w_series.values, "logged"
+        w_tag = w_series.tag
+    elif r_series is not None and weight is not None:
+        w_steps = r_series.steps
+        w_vals = r_series.values * weight / (scale if scale else 1.0)
+        w_how = "raw x weight / scale from the config"
+        w_tag = r_series.tag
+    else:
+        return f"{key}: only the raw term is logged and no weight for it in the config"
+    active = np.flatnonzero(w_vals != 0.0)
+    if not active.size:
+        return None  # identically zero: switched off (aux-loss-dead handles constant terms)
+    # a term that switches on later (a consistency memory filled after the first epoch) is
+    # judged from the step it becomes active
+    on_step = float(w_steps[active[0]])
+    keep = w_steps >= on_step
+    w_steps, w_vals = w_steps[keep], w_vals[keep]
+    trend_series = r_series if (r_series is not None and len(r_series) >= len(w_steps)) else None
+    t_steps = trend_series.steps if trend_series is not None else w_steps
+    t_vals = trend_series.values if trend_series is not None else w_vals
+    t_tag = trend_series.tag if trend_series is not None else w_tag
+    t_keep = t_steps >= on_step
+    return _Term(key, weight, scale, w_how, w_tag, w_steps, w_vals, on_step, t_tag, t_steps[t_keep], t_vals[t_keep])
+
+
+def _share(term: _Term, all_weighted: dict[str, Series], totals: list[Series]) -> _Share | str | None:
+    """The term's share of the total loss at each of its points.
+
+    Denominator: the logged total (the one with most points over the term's steps), interpolated
+    to the term's steps; else the sum of the logged terms.  A skip reason when there is no total
+    to compare with, None when the total is zero everywhere."""
+    lo_step, hi_step = float(term.steps[0]), float(term.steps[-1])
+    total = max(totals, key=lambda t: len(window(t.steps, t.values, lo_step, hi_step)), default=None)
+    if total is not None:
+        total_tag = total.tag
+        denom_i = np.abs(np.interp(term.steps, total.steps, total.values))
+    else:
+        parts = [np.abs(np.interp(term.steps, t.steps, t.values)) for t in all_weighted.values() if len(t)]
+        if len(parts) < 2:
+            return f"{term.key}: no total loss to compare with (no train/loss and a single term)"
+        denom_i = np.sum(parts, axis=0)
+        total_tag = "sum of " + ", ".join(sorted(t.tag for t in all_weighted.values()))
+    ok = denom_i > 0
+    if not ok.any():
+        return None
+    ratios = np.abs(term.values[ok]) / denom_i[ok]
+    n_head = min(len(ratios), max(2, int(round(len(ratios) * 0.1))))
+    return _Share(float(np.median(ratios)), float(np.max(ratios[:n_head])), total, total_tag)
+
+
+def _raw_share(term: _Term, r_series: Series | None, total: Series | None) -> float | None:
+    """The raw term's share of the logged total (times the configured divisor), or None when it
+    cannot be measured.
+
+    With the raw term logged, it must be the weight (x 1/scale) that makes the term small: a raw
+    term that is itself ~0 next to the total is a satisfied regulariser, not a starved one."""
+    if r_series is None or not len(r_series) or not (term.weight is not None or term.how == "logged"):
+        return None
+    if total is None:
+        return None
+    r_keep = r_series.steps >= term.on_step
+    r_denom = np.abs(np.interp(r_series.steps[r_keep], total.steps, total.values))
+    if not (r_denom > 0).any():
+        return None
+    # a configured divisor may already be inside the logged raw value (trainfix logs the term
+    # after ``/ sparsity_scale``): undo it, the divisor is part of what starves it
+    unscale = term.scale if (term.scale and term.scale > 0) else 1.0
+    return float(np.median(np.abs(r_series.values[r_keep][r_denom > 0]) * unscale / r_denom[r_denom > 0]))
+
+
+def _trend(term: _Term) -> _Trend:
+    """The term's trend, read from ``term.t_values``."""
+    fit = signals.theil_sen(term.t_steps, term.t_values)
+    span = float(term.t_steps[-1] - term.t_steps[0])
+    first, last = signals.head_tail(term.t_values, 0.1, 2)
+    return _Trend(fit=fit, implied=fit.change_over(span), level=abs(signals.robust_level(term.t_values)),
+                  noise=signals.noise_scale(term.t_values), first=first, last=last,
+                  rel=signals.rel_change(first, last))

@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from trainfix.diagnostics.run import Run
 
 
-
-
 class UncertaintyWeightsSimilar(Detector):
     """Learned multi-task loss weights stay equal and frozen while the task losses differ.
 
@@ -106,62 +104,26 @@ class UncertaintyWeightsSimilar(Detector):
             s = short[0]
             yield self.skip(signals.need_reason(s.tag, len(s), params.min_points))
             return
-
-        starts, ends, moves, spreads = {}, {}, {}, {}
-        for task, w in weights.items():
-            q = max(1, len(w) // 4)
-            starts[task] = float(np.median(w.values[:q]))
-            ends[task] = float(np.median(w.values[-q:]))
-            level = abs(float(np.median(w.values))) or 1.0
-            moves[task] = abs(ends[task] - starts[task]) / level
-            spreads[task] = signals.relative_spread(w.values)
-        end_vals = np.array(list(ends.values()))
-        band = float(end_vals.max() - end_vals.min())
-        mean = float(np.mean(np.abs(end_vals)))
-        similar = band <= params.max_band or (mean > 0 and band / mean <= params.max_band_rel)
-        frozen = max(moves.values()) < params.max_move
-        if not (similar and frozen):
+        moved = _Movement.of(weights)
+        if not (moved.similar(params) and moved.frozen(params)):
             return
-
-        losses = {t: s.finite() for t, s in run.group(TASK_LOSSES).items()}
-        losses = {t: s for t, s in losses.items() if len(s)}
-        loss_medians = {t: float(np.median(s.values[-max(1, len(s) // 4):])) for t, s in losses.items()}
-        positive = [v for v in loss_medians.values() if v > 0]
-        loss_ratio = (max(positive) / min(positive)) if len(positive) >= 2 else None
-        if loss_ratio is not None and loss_ratio < params.min_loss_ratio:
+        losses = _TaskLosses.of(run)
+        if losses.ratio is not None and losses.ratio < params.min_loss_ratio:
             return  # tasks about equally hard: equal weights are right
+        yield self._finding(run, weights, source, moved, losses, params)
 
+    def _finding(self, run: Run, weights: dict[str, Series], source: str, moved: _Movement,
+                 losses: _TaskLosses, params: Params) -> Finding:
+        """The finding: the weights' start and end, the task losses they ignore, and the cause."""
         config = run.config or {}
-        exact = all(sp <= params.exact_spread for sp in spreads.values())
-        in_opt = knobs.lookup(config, "log_var_in_optimizer")
-        lr_log = run.role(LR)
-        lr_vals = lr_log.finite().values if lr_log is not None else np.zeros(0)
-        lr_seen = float(np.max(lr_vals)) if lr_vals.size else None
-        lv_lr = knobs.finite_float(knobs.lookup(config, "log_var_lr"))
-        cfg_lr = knobs.finite_float(knobs.lookup(config, "scaled_lr")) or knobs.finite_float(knobs.lookup(config, "lr"))
-        lr_used = lv_lr if lv_lr is not None else (lr_seen if lr_seen is not None else cfg_lr)
-        if in_opt is False or (isinstance(in_opt, str) and in_opt.lower() in ("false", "no", "0")):
-            cause = "not_in_optimizer"
-            why = "the config leaves the log-variances out of the optimizer (log_var_in_optimizer: false)"
-        elif exact:
-            cause = "not_in_optimizer"
-            why = ("every weight is exactly constant: the log-variances are not updated at all "
-                   "(not in the optimizer, or their lr is 0)")
-            if lr_used is not None and lr_used <= params.small_lr:
-                why += f"; the lr they would get is also tiny ({signals.fmt(lr_used)})"
-        elif lr_used is not None and lr_used <= params.small_lr:
-            cause = "starved_by_tiny_lr"
-            why = (f"the weights move, but by at most {signals.pct(max(moves.values()))}: the lr they get, "
-                   f"{signals.fmt(lr_used)}, is too small for them to reach 1/L_i")
-        else:
-            cause = "unclear"
-            why = (f"the weights move by at most {signals.pct(max(moves.values()))}; check that the "
-                   "log-variances are in the optimizer with an adequate lr")
-
+        cause, why, lr_used, exact = _cause(run, config, moved, params)
+        starts, ends, band, mean = moved.starts, moved.ends, moved.band, moved.mean
+        largest_move = max(moved.moves.values())
+        loss_medians, loss_ratio = losses.medians, losses.ratio
         shown = ", ".join(f"{t} {signals.fmt(starts[t])}->{signals.fmt(ends[t])}" for t in sorted(weights))
         within = "identical to each other" if band == 0 else f"within {signals.fmt(band)} of each other"
         msg = (f"{len(weights)} learned task weights stay {within} and move "
-               f"at most {signals.pct(max(moves.values()))} ({shown})")
+               f"at most {signals.pct(largest_move)} ({shown})")
         if loss_medians:
             msg += (" while the task losses differ " + (f"{signals.fmt(loss_ratio, 3)}x " if loss_ratio else "")
                     + "(" + ", ".join(f"{t} {signals.fmt(v)}" for t, v in sorted(loss_medians.items()))
@@ -170,7 +132,7 @@ class UncertaintyWeightsSimilar(Detector):
                     + ")")
         msg += f"; {why}"
         cfg = knobs.config_values(config, "log_var_init", "log_var_init_std", "log_var_bounds", "log_var_lr",
-                            "log_var_in_optimizer")
+                                  "log_var_in_optimizer")
         evidence = {
             "weights_from": source,
             "start_weights": starts,
@@ -178,8 +140,8 @@ class UncertaintyWeightsSimilar(Detector):
             "band": band,
             "max_band": params.max_band,
             "relative_band": band / mean if mean > 0 else None,
-            "max_move": max(moves.values()),
-            "moves": moves,
+            "max_move": largest_move,
+            "moves": moved.moves,
             "exactly_constant": exact,
             "task_losses": loss_medians,
             "task_loss_ratio": loss_ratio,
@@ -188,11 +150,11 @@ class UncertaintyWeightsSimilar(Detector):
             "lr_for_log_vars": lr_used,
             "config": cfg,
         }
-        tags = sorted([w.tag for w in weights.values()] + [s.tag for s in losses.values()])
+        tags = sorted([w.tag for w in weights.values()] + [s.tag for s in losses.series.values()])
         first = min(float(w.steps[0]) for w in weights.values())
         last = max(float(w.steps[-1]) for w in weights.values())
         confidence = 0.9 if loss_ratio is not None else 0.65
-        yield self.finding(msg, evidence=evidence, steps=(first, last), tags=tags, confidence=confidence)
+        return self.finding(msg, evidence=evidence, steps=(first, last), tags=tags, confidence=confidence)
 
     @staticmethod
     def _weights(run: Any) -> tuple[dict[str, Series], str]:
@@ -214,3 +176,97 @@ class UncertaintyWeightsSimilar(Detector):
                 out[t] = Series(s.tag, s.steps[keep], w[keep])
             return out, "1/sigma^2"
         return plain, "weights"
+
+
+# --- the steps of a judgement ------------------------------------------------------------------
+
+
+@dataclass
+class _Movement:
+    """Per task: the weight's median over the first and the last quarter, its relative move, and
+    its relative spread; across tasks: the band of the end weights and their mean size."""
+
+    starts: dict[str, float]
+    ends: dict[str, float]
+    moves: dict[str, float]
+    spreads: dict[str, float]
+    band: float
+    mean: float
+
+    @classmethod
+    def of(cls, weights: dict[str, Series]) -> _Movement:
+        starts, ends, moves, spreads = {}, {}, {}, {}
+        for task, w in weights.items():
+            q = max(1, len(w) // 4)
+            starts[task] = float(np.median(w.values[:q]))
+            ends[task] = float(np.median(w.values[-q:]))
+            level = abs(float(np.median(w.values))) or 1.0
+            moves[task] = abs(ends[task] - starts[task]) / level
+            spreads[task] = signals.relative_spread(w.values)
+        end_vals = np.array(list(ends.values()))
+        band = float(end_vals.max() - end_vals.min())
+        mean = float(np.mean(np.abs(end_vals)))
+        return cls(starts, ends, moves, spreads, band, mean)
+
+    def similar(self, params: UncertaintyWeightsSimilar.Params) -> bool:
+        """The end weights lie within the band (absolute or relative to their mean)."""
+        return self.band <= params.max_band or (self.mean > 0 and self.band / self.mean <= params.max_band_rel)
+
+    def frozen(self, params: UncertaintyWeightsSimilar.Params) -> bool:
+        """No weight moves by ``max_move`` of its level or more."""
+        return max(self.moves.values()) < params.max_move
+
+
+@dataclass
+class _TaskLosses:
+    """The logged task losses, their medians over the last quarter, and the largest / smallest
+    ratio of the positive medians (None with fewer than two)."""
+
+    series: dict[str, Series]
+    medians: dict[str, float]
+    ratio: float | None
+
+    @classmethod
+    def of(cls, run: Run) -> _TaskLosses:
+        losses = {t: s.finite() for t, s in run.group(TASK_LOSSES).items()}
+        losses = {t: s for t, s in losses.items() if len(s)}
+        medians = {t: float(np.median(s.values[-max(1, len(s) // 4):])) for t, s in losses.items()}
+        positive = [v for v in medians.values() if v > 0]
+        ratio = (max(positive) / min(positive)) if len(positive) >= 2 else None
+        return cls(losses, medians, ratio)
+
+
+def _cause(run: Run, config: dict, moved: _Movement,
+           params: UncertaintyWeightsSimilar.Params) -> tuple[str, str, float | None, bool]:
+    """What the data points to: ``(cause, why, lr the log-variances get, every weight exactly constant)``.
+
+    ``not_in_optimizer`` when the config says so or no weight moves at all; ``starved_by_tiny_lr``
+    when they move a little and the lr they get (``log_var_lr``, else the logged lr, else the
+    config's) is at most ``small_lr``; else ``unclear``."""
+    exact = all(sp <= params.exact_spread for sp in moved.spreads.values())
+    largest_move = max(moved.moves.values())
+    in_opt = knobs.lookup(config, "log_var_in_optimizer")
+    lr_log = run.role(LR)
+    lr_vals = lr_log.finite().values if lr_log is not None else np.zeros(0)
+    lr_seen = float(np.max(lr_vals)) if lr_vals.size else None
+    lv_lr = knobs.finite_float(knobs.lookup(config, "log_var_lr"))
+    cfg_lr = knobs.finite_float(knobs.lookup(config, "scaled_lr")) or knobs.finite_float(knobs.lookup(config, "lr"))
+    lr_used = lv_lr if lv_lr is not None else (lr_seen if lr_seen is not None else cfg_lr)
+    if in_opt is False or (isinstance(in_opt, str) and in_opt.lower() in ("false", "no", "0")):
+        cause = "not_in_optimizer"
+        why = "the config leaves the log-variances out of the optimizer (log_var_in_optimizer: false)"
+    elif exact:
+        cause = "not_in_optimizer"
+        why = ("every weight is exactly constant: the log-variances are not updated at all "
+               "(not in the optimizer, or their lr is 0)")
+        if lr_used is not None and lr_used <= params.small_lr:
+            why += f"; the lr they would get is also tiny ({signals.fmt(lr_used)})"
+    elif lr_used is not None and lr_used <= params.small_lr:
+        cause = "starved_by_tiny_lr"
+        why = (f"the weights move, but by at most {signals.pct(largest_move)}: the lr they get, "
+               f"{signals.fmt(lr_used)}, is too small for them to reach 1/L_i")
+    else:
+        cause = "unclear"
+        why = (f"the weights move by at most {signals.pct(largest_move)}; check that the "
+               "log-variances are in the optimizer with an adequate lr")
+    return cause, why, lr_used, exact
