@@ -14,7 +14,9 @@ imported lazily) over one :class:`~trainfix.diagnostics.run.Run` and collects a
   unknown key or uncoercible value is a :class:`~trainfix.errors.UsageError` naming the closest
   match.  All overrides are validated before any detector runs.
 - **Missing data.** A detector whose ``requires`` roles are not all resolved, or none of whose
-  ``requires_any`` roles is, is skipped with the missing role names; it is not run.
+  ``requires_any`` roles is, is skipped with the missing role names; it is not run.  The table
+  holds each detector's roles, so such a detector is not even imported (a skipped detector whose
+  module would fail to import is a skip, not an internal error).
 - **Crash isolation.** A detector that cannot be imported, raises, or yields something that is not a
   Finding or Skip becomes one internal-error finding (severity error, message ``internal error:
   ...``) in ``RunReport.errors``; everything it yielded before is dropped and the rest still run.
@@ -96,12 +98,14 @@ def diagnose(
     findings: list[Finding] = []
     skipped: list[Skip] = []
     for name in chosen:
-        try:
-            cls = table.load(name)
-        except Exception as exc:
-            errors.append(_internal_error(name, exc, "cannot load detector"))
-            continue
-        reason = missing_roles(cls, run)
+        reason = table.missing_roles(name, run)  # from the table's roles: a skip imports nothing
+        if reason is None:
+            try:
+                cls = table.load(name)
+            except Exception as exc:
+                errors.append(_internal_error(name, exc, "cannot load detector"))
+                continue
+            reason = missing_roles(cls, run)
         if reason:
             skipped.append(Skip(name, reason))
             continue
@@ -180,12 +184,17 @@ def select_detectors(names: list[str], select: Iterable[str] | None,
 
 def missing_roles(detector_cls: type, run: "Run") -> str | None:
     """Why the detector cannot run on this run (missing role names), or None when it can."""
+    return _missing(getattr(detector_cls, "requires", ()), getattr(detector_cls, "requires_any", ()), run)
+
+
+def _missing(requires: Iterable[str], requires_any: Iterable[str] | None, run: "Run") -> str | None:
+    """The skip reason for roles ``run`` lacks: one of ``requires``, or all of ``requires_any``."""
     roles = run.roles
-    missing = [r for r in getattr(detector_cls, "requires", ()) if not roles.has(r)]
+    missing = [r for r in requires if not roles.has(r)]
     if missing:
         described = ", ".join(f"{r} ({ROLE_HINTS[r]})" if r in ROLE_HINTS else r for r in missing)
         return f"missing role{'s' if len(missing) > 1 else ''}: {described}"
-    any_of = tuple(getattr(detector_cls, "requires_any", ()) or ())
+    any_of = tuple(requires_any or ())
     if any_of and not any(roles.has(r) for r in any_of):
         return "missing roles: needs one of " + ", ".join(any_of)
     return None
@@ -290,6 +299,16 @@ class _Table:
         from trainfix.diagnostics.detectors import load
 
         return load(name)
+
+    def missing_roles(self, name: str, run: "Run") -> str | None:
+        """The skip reason from the roles the table lists for ``name``, without importing it;
+        None when they are all there or only the class knows (an explicit mapping)."""
+        if self._explicit is not None:
+            return None
+        from trainfix.diagnostics.detectors import requirements
+
+        known = requirements(name)
+        return _missing(*known, run) if known is not None else None
 
 
 def _internal_error(name: str, exc: BaseException, what: str = "") -> Finding:

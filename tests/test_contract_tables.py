@@ -2,7 +2,9 @@
 
 Every ``DETECTORS`` entry has its file and class, ``class.name`` equals the key, the docstring has
 a summary line and the six sections in order (each heading underlined with dashes of its length),
-``Params`` is a dataclass whose fields all have defaults, and every fix it names exists.  Every
+``Params`` is a dataclass whose fields all have defaults, every fix it names exists, and the roles
+the table lists for it are the class's own ``requires`` and ``requires_any`` (the engine skips a
+detector from the table's roles without importing it).  Every
 ``RECIPES`` entry has its file and class, ``id`` equals the key, the docstring has the four sections,
 and every detector it resolves exists.  No module in either folder is missing from its table
 (helper modules start with ``_``; ``base.py`` is the contract itself).
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from trainfix.diagnostics import detectors as det_pkg
-from trainfix.diagnostics.detectors import DETECTORS
+from trainfix.diagnostics.detectors import DETECTORS, TABLE, Entry, requirements
 from trainfix.diagnostics.detectors.base import DOC_SECTIONS, Detector
 from trainfix.diagnostics.finding import Severity
 from trainfix.diagnostics.roles_vocab import ALL_ROLES
@@ -92,6 +94,47 @@ def test_detector_entry(name):
     cls.Params()
     unknown = [fx for fx in cls.fixes if fx not in RECIPES]
     assert not unknown, f"{name} names fixes that are not in RECIPES: {unknown}"
+
+
+@pytest.mark.parametrize("name", list(DETECTORS))
+def test_the_table_lists_the_roles_each_detector_class_requires(name):
+    cls = load_class("trainfix.diagnostics.detectors", DETECTORS[name], DET_DIR)
+    assert TABLE[name].requires == tuple(cls.requires), f"{name}: table requires {TABLE[name].requires}, class {cls.requires}"
+    assert TABLE[name].requires_any == tuple(cls.requires_any), (
+        f"{name}: table requires_any {TABLE[name].requires_any}, class {cls.requires_any}")
+    assert requirements(name) == (tuple(cls.requires), tuple(cls.requires_any))
+
+
+def test_a_detector_skipped_for_missing_roles_is_never_imported(monkeypatch):
+    """The skip comes from the table: a module that cannot even be imported is skipped when the run
+    lacks its roles, and is an internal error (it was imported) when the run has them."""
+    import pandas as pd
+
+    from trainfix.diagnostics.engine import diagnose
+    from trainfix.diagnostics.roles_vocab import MEMORY, TRAIN_LOSS, Resolution, RoleMap
+    from trainfix.diagnostics.run import Run
+
+    monkeypatch.setitem(TABLE, "memory-growth", Entry("no_such_module:Ghost", requires=(MEMORY,)))
+    monkeypatch.setitem(DETECTORS, "memory-growth", "no_such_module:Ghost")
+
+    def run(roles):
+        df = pd.DataFrame({"tag": [t for t in roles.values() for _ in range(3)], "step": [1.0, 2.0, 3.0] * len(roles),
+                           "value": [3.0, 2.0, 1.0] * len(roles), "wall_time": 0.0, "source": "metrics.jsonl"})
+        rm = RoleMap(single={r: Resolution(t, "canonical name") for r, t in roles.items()})
+        return Run(Path("runs/a"), df, roles=rm, inputs={})
+
+    without = diagnose(run({TRAIN_LOSS: "train/loss"}), select=["memory-growth"])
+    assert [s.detector for s in without.skipped] == ["memory-growth"] and not without.errors
+    assert "missing role: memory" in without.skipped[0].reason
+    with_memory = diagnose(run({TRAIN_LOSS: "train/loss", MEMORY: "mem/allocated_mb"}), select=["memory-growth"])
+    assert [e.detector for e in with_memory.errors] == ["memory-growth"]
+    assert "cannot load detector: ModuleNotFoundError" in with_memory.errors[0].message
+
+
+def test_a_replaced_table_entry_falls_back_to_the_class_roles(monkeypatch):
+    monkeypatch.setitem(DETECTORS, "memory-growth", "no_such_module:Ghost")
+    assert requirements("memory-growth") is None
+    assert requirements("no-such-detector") is None
 
 
 @pytest.mark.parametrize("recipe_id", list(RECIPES))

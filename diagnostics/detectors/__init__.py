@@ -1,39 +1,80 @@
 """The one table of detectors.
 
-Each entry maps a stable detector name (tools and CI parse it) to ``module:Class`` inside this
-package; modules are imported only when a detector runs or is explained, so listing is cheap.
-A contract test checks this table against the files and each docstring's sections.
+Each row maps a stable detector name (tools and CI parse it) to ``module:Class`` inside this
+package and to the roles the detector needs: ``requires`` (every one of them) and ``requires_any``
+(at least one).  Modules are imported only when a detector runs or is explained, so listing is
+cheap, and the engine skips a detector whose roles a run lacks without importing it at all (on a
+small run most detectors are skipped: importing them would be most of the work).  A contract test
+checks this table against the files, each docstring's sections and each class's own ``requires``
+and ``requires_any``.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import NamedTuple
 
 from trainfix.diagnostics.detectors.base import Detector
+from trainfix.diagnostics.roles_vocab import (
+    ATTN_METRICS,
+    CLASS_METRICS,
+    LOSS_TERMS,
+    LOSS_TERMS_RAW,
+    MEMORY,
+    TASK_LOSSES,
+    TRAIN_ACC,
+    TRAIN_LOSS,
+    TRAIN_LOSS_STEP,
+    UW_LOG_VARS,
+    UW_WEIGHTS,
+    VAL_ACC,
+    VAL_LOSS,
+    VAL_METRIC,
+    VAL_METRICS,
+)
 
-DETECTORS: dict[str, str] = {
+
+class Entry(NamedTuple):
+    """One row: where the class is, and the roles it needs before it can run."""
+
+    target: str  # module:Class inside this package
+    requires: tuple[str, ...] = ()
+    requires_any: tuple[str, ...] = ()
+
+
+_TRAIN_LOSSES = (TRAIN_LOSS, TRAIN_LOSS_STEP)
+_TERMS = (LOSS_TERMS, LOSS_TERMS_RAW)
+
+TABLE: dict[str, Entry] = {
     # the seed stories
-    "sparsity-gradient-vanishing": "sparsity_gradient_vanishing:SparsityGradientVanishing",
-    "aux-loss-dead": "aux_loss_dead:AuxLossDead",
-    "lr-miscaled": "lr_miscaled:LrMiscaled",
-    "uncertainty-weights-similar": "uncertainty_weights_similar:UncertaintyWeightsSimilar",
-    "accuracy-oscillation": "accuracy_oscillation:AccuracyOscillation",
-    "accuracy-collapse": "accuracy_collapse:AccuracyCollapse",
-    "batch-loss-variance": "batch_loss_variance:BatchLossVariance",
-    "sparse-from-start": "sparse_from_start:SparseFromStart",
-    "class-disparity": "class_disparity:ClassDisparity",
-    "memory-growth": "memory_growth:MemoryGrowth",
-    "checkpoint-key-mismatch": "checkpoint_key_mismatch:CheckpointKeyMismatch",
-    "gradcam-blank": "gradcam_blank:GradcamBlank",
-    "attention-inconsistency": "attention_inconsistency:AttentionInconsistency",
+    "sparsity-gradient-vanishing": Entry("sparsity_gradient_vanishing:SparsityGradientVanishing", requires_any=_TERMS),
+    "aux-loss-dead": Entry("aux_loss_dead:AuxLossDead", requires_any=_TERMS),
+    "lr-miscaled": Entry("lr_miscaled:LrMiscaled"),
+    "uncertainty-weights-similar": Entry("uncertainty_weights_similar:UncertaintyWeightsSimilar",
+                                         requires_any=(UW_WEIGHTS, UW_LOG_VARS)),
+    "accuracy-oscillation": Entry("accuracy_oscillation:AccuracyOscillation", requires_any=(VAL_METRIC, VAL_METRICS)),
+    "accuracy-collapse": Entry("accuracy_collapse:AccuracyCollapse", requires=(VAL_METRIC,)),
+    "batch-loss-variance": Entry("batch_loss_variance:BatchLossVariance", requires=(TRAIN_LOSS_STEP,)),
+    "sparse-from-start": Entry("sparse_from_start:SparseFromStart"),
+    "class-disparity": Entry("class_disparity:ClassDisparity", requires=(CLASS_METRICS,)),
+    "memory-growth": Entry("memory_growth:MemoryGrowth", requires=(MEMORY,)),
+    "checkpoint-key-mismatch": Entry("checkpoint_key_mismatch:CheckpointKeyMismatch"),
+    "gradcam-blank": Entry("gradcam_blank:GradcamBlank", requires=(ATTN_METRICS,)),
+    "attention-inconsistency": Entry("attention_inconsistency:AttentionInconsistency", requires=(ATTN_METRICS,)),
     # the basics every user expects
-    "nonfinite-loss": "nonfinite_loss:NonfiniteLoss",
-    "loss-divergence": "loss_divergence:LossDivergence",
-    "loss-plateau": "loss_plateau:LossPlateau",
-    "overfitting": "overfitting:Overfitting",
-    "never-learned": "never_learned:NeverLearned",
-    "validation-never-improves": "validation_never_improves:ValidationNeverImproves",
+    "nonfinite-loss": Entry("nonfinite_loss:NonfiniteLoss",
+                            requires_any=(*_TRAIN_LOSSES, VAL_LOSS, *_TERMS, TASK_LOSSES)),
+    "loss-divergence": Entry("loss_divergence:LossDivergence", requires_any=_TRAIN_LOSSES),
+    "loss-plateau": Entry("loss_plateau:LossPlateau", requires_any=_TRAIN_LOSSES),
+    "overfitting": Entry("overfitting:Overfitting", requires_any=(VAL_LOSS, VAL_METRIC)),
+    "never-learned": Entry("never_learned:NeverLearned",
+                           requires_any=(*_TRAIN_LOSSES, VAL_LOSS, VAL_METRIC, VAL_ACC, TRAIN_ACC)),
+    "validation-never-improves": Entry("validation_never_improves:ValidationNeverImproves",
+                                       requires_any=(VAL_METRIC, VAL_LOSS)),
 }
+
+#: name -> ``module:Class``: the table as the listing, ``explain`` and the loaders read it
+DETECTORS: dict[str, str] = {name: entry.target for name, entry in TABLE.items()}
 
 
 def load(name: str) -> type[Detector]:
@@ -42,3 +83,12 @@ def load(name: str) -> type[Detector]:
     module = importlib.import_module(f"{__name__}.{module_name}")
     return getattr(module, cls_name)
 
+
+def requirements(name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """``(requires, requires_any)`` of the detector under ``name``, known without importing it;
+    None when ``DETECTORS`` no longer names the row's class (a table replaced by a test or an
+    embedding): then only the class itself can say."""
+    entry = TABLE.get(name)
+    if entry is None or DETECTORS.get(name) != entry.target:
+        return None
+    return entry.requires, entry.requires_any
