@@ -67,10 +67,15 @@ def _register(only: str | None = None) -> typer.Typer:
     Each command module imports what its command needs (rich markdown, the trainer's config
     schema, ...); importing all of them is most of what a small ``diagnose`` costs, so the console
     script registers only the command it was asked for (:func:`main`).  ``from trainfix.cli.app
-    import app`` (tests, embedding) gets them all.
+    import app`` (tests, embedding) gets them all.  Building the app is also when typer's plain
+    options start being coerced without pydantic (``cli/coercion.py`` says why): importing a
+    trainfix module never patches typer.
     """
     import importlib
 
+    from trainfix.cli import coercion
+
+    coercion.install()
     for name, (module, func) in COMMANDS.items():
         if name in _registered or (only is not None and name != only):
             continue

@@ -21,10 +21,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from trainfix.cli import coercion
 from trainfix.errors import TrainfixError
-
-coercion.install()  # plain options without building pydantic adapters (cli/coercion.py says why)
 
 # Consoles: stdout for results, stderr for errors and progress.  Created per call so that tests
 # with CliRunner (which swaps sys.stdout) capture output.
