@@ -29,18 +29,32 @@ def recipe_class(recipe_id: str):
 
 
 def keys_read_in_source(cls) -> set[str]:
-    """String keys passed to ``evidence_number(finding, ...)`` or ``.get(...)`` on an ``evidence``."""
-    tree = ast.parse(inspect.getsource(inspect.getmodule(cls)))
+    """The evidence keys the module of recipe ``cls`` reads (:func:`keys_read`)."""
+    return keys_read(inspect.getsource(inspect.getmodule(cls)))
+
+
+def keys_read(source: str) -> set[str]:
+    """String keys read from a finding's evidence in ``source``: passed to ``evidence_number(finding,
+    ...)``, to ``.get(...)`` on an ``evidence``, as ``evidence["key"]``, or tested as ``"key" in evidence``."""
     keys: set[str] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        fn = node.func
-        if isinstance(fn, ast.Name) and fn.id == "evidence_number":
-            keys |= {a.value for a in node.args[1:] if isinstance(a, ast.Constant) and isinstance(a.value, str)}
-        elif isinstance(fn, ast.Attribute) and fn.attr == "get" and "evidence" in ast.unparse(fn.value):
-            if node.args and isinstance(node.args[0], ast.Constant):
-                keys.add(node.args[0].value)
+
+    def on_evidence(node: ast.AST) -> bool:
+        return "evidence" in ast.unparse(node)
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            fn = node.func
+            if isinstance(fn, ast.Name) and fn.id == "evidence_number":
+                keys |= {a.value for a in node.args[1:] if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+            elif isinstance(fn, ast.Attribute) and fn.attr == "get" and on_evidence(fn.value):
+                if node.args and isinstance(node.args[0], ast.Constant):
+                    keys.add(node.args[0].value)
+        elif isinstance(node, ast.Subscript) and on_evidence(node.value):
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                keys.add(node.slice.value)
+        elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
+            if any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops) and any(on_evidence(c) for c in node.comparators):
+                keys.add(node.left.value)
     return keys
 
 
@@ -96,3 +110,16 @@ def test_every_declared_evidence_key_is_emitted_by_a_detector_the_recipe_answers
 def test_the_source_scan_sees_evidence_reads():
     # the scanner itself: lower-lr reads four keys, two through evidence_number and one through .get
     assert {"expected_lr", "effective_lr", "lr", "typical_range"} <= keys_read_in_source(recipe_class("lower-lr"))
+    source = ("def plan(self, config, finding):\n"
+              "    a = evidence_number(finding, 'a', 'b')\n"
+              "    c = (finding.evidence or {}).get('c')\n"
+              "    d = finding.evidence['d']\n"
+              "    if 'e' in finding.evidence and 'f' not in (finding.evidence or {}):\n"
+              "        return config.get('not_evidence'), {'x': 1}['not_either']\n")
+    assert keys_read(source) == {"a", "b", "c", "d", "e", "f"}
+
+
+@pytest.mark.parametrize("recipe_id", list(RECIPES))
+def test_every_recipe_answers_a_detector_whose_evidence_can_be_checked(recipe_id):
+    assert isinstance(recipe_class(recipe_id).evidence, tuple), f"{recipe_id}.evidence must be a tuple of keys"
+    assert answered_by(recipe_id), f"{recipe_id} answers no detector: no evidence it reads can be emitted"
