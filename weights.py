@@ -63,7 +63,9 @@ class LoadedCheckpoint:
     metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata
 
 
-def _is_safetensors(path: Path) -> bool:
+def is_safetensors(path: Path) -> bool:
+    """A ``.safetensors`` file, or one whose first bytes are a safetensors header (a little-endian
+    header length, then ``{``), whatever its name; False when it cannot be opened."""
     if path.suffix == ".safetensors":
         return True
     try:
@@ -127,7 +129,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     the same without mmap.  Raises :class:`CheckpointError` for a missing, corrupt or hostile file.
     """
     path = check_checkpoint_file(path)
-    if _is_safetensors(path):
+    if is_safetensors(path):
         try:
             from safetensors import safe_open
             from safetensors.torch import load_file

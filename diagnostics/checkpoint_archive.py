@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from trainfix.errors import CheckpointError
-from trainfix.weights import unsafe_globals_error
+from trainfix.weights import is_safetensors, unsafe_globals_error
 
 
 class Unsupported(Exception):
@@ -236,8 +236,12 @@ def read_archive(path: str | Path) -> tuple[str, Any, dict[str, str]] | None:
     that holds what this reader does not model.
     """
     path = Path(path)
-    if _is_safetensors(path):
-        return ("safetensors", *_read_safetensors(path))
+    if is_safetensors(path):
+        try:
+            return ("safetensors", *_read_safetensors(path))
+        except OSError as exc:  # named .safetensors, but it cannot be read
+            raise CheckpointError(f"cannot read {path.name}: {type(exc).__name__}: {exc.strerror or exc}",
+                                  "check that the file exists and is readable") from None
     if not zipfile.is_zipfile(path):
         return None
     try:
@@ -256,18 +260,6 @@ def read_archive(path: str | Path) -> tuple[str, Any, dict[str, str]] | None:
         raise CheckpointError(f"cannot read {path.name}: {type(exc).__name__}: {str(exc)[:200]}",
                               "the file is truncated, corrupt, or not a PyTorch checkpoint") from None
     return "torch-zip", obj, {}
-
-
-def _is_safetensors(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(9)
-    except OSError:
-        return False
-    if len(head) < 9:
-        return path.suffix == ".safetensors"
-    n = int.from_bytes(head[:8], "little")
-    return path.suffix == ".safetensors" or (2 <= n < (1 << 28) and head[8:9] == b"{")
 
 
 @dataclass

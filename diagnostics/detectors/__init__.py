@@ -14,24 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import NamedTuple
 
+from trainfix.diagnostics import roles_vocab as roles
 from trainfix.diagnostics.detectors.base import Detector
-from trainfix.diagnostics.roles_vocab import (
-    ATTN_METRICS,
-    CLASS_METRICS,
-    LOSS_TERMS,
-    LOSS_TERMS_RAW,
-    MEMORY,
-    TASK_LOSSES,
-    TRAIN_ACC,
-    TRAIN_LOSS,
-    TRAIN_LOSS_STEP,
-    UW_LOG_VARS,
-    UW_WEIGHTS,
-    VAL_ACC,
-    VAL_LOSS,
-    VAL_METRIC,
-    VAL_METRICS,
-)
 
 
 class Entry(NamedTuple):
@@ -42,8 +26,8 @@ class Entry(NamedTuple):
     requires_any: tuple[str, ...] = ()
 
 
-_TRAIN_LOSSES = (TRAIN_LOSS, TRAIN_LOSS_STEP)
-_TERMS = (LOSS_TERMS, LOSS_TERMS_RAW)
+_TRAIN_LOSSES = (roles.TRAIN_LOSS, roles.TRAIN_LOSS_STEP)
+_TERMS = (roles.LOSS_TERMS, roles.LOSS_TERMS_RAW)
 
 TABLE: dict[str, Entry] = {
     # the seed stories
@@ -51,26 +35,27 @@ TABLE: dict[str, Entry] = {
     "aux-loss-dead": Entry("aux_loss_dead:AuxLossDead", requires_any=_TERMS),
     "lr-miscaled": Entry("lr_miscaled:LrMiscaled"),
     "uncertainty-weights-similar": Entry("uncertainty_weights_similar:UncertaintyWeightsSimilar",
-                                         requires_any=(UW_WEIGHTS, UW_LOG_VARS)),
-    "accuracy-oscillation": Entry("accuracy_oscillation:AccuracyOscillation", requires_any=(VAL_METRIC, VAL_METRICS)),
-    "accuracy-collapse": Entry("accuracy_collapse:AccuracyCollapse", requires=(VAL_METRIC,)),
-    "batch-loss-variance": Entry("batch_loss_variance:BatchLossVariance", requires=(TRAIN_LOSS_STEP,)),
+                                         requires_any=(roles.UW_WEIGHTS, roles.UW_LOG_VARS)),
+    "accuracy-oscillation": Entry("accuracy_oscillation:AccuracyOscillation",
+                                  requires_any=(roles.VAL_METRIC, roles.VAL_METRICS)),
+    "accuracy-collapse": Entry("accuracy_collapse:AccuracyCollapse", requires=(roles.VAL_METRIC,)),
+    "batch-loss-variance": Entry("batch_loss_variance:BatchLossVariance", requires=(roles.TRAIN_LOSS_STEP,)),
     "sparse-from-start": Entry("sparse_from_start:SparseFromStart"),
-    "class-disparity": Entry("class_disparity:ClassDisparity", requires=(CLASS_METRICS,)),
-    "memory-growth": Entry("memory_growth:MemoryGrowth", requires=(MEMORY,)),
+    "class-disparity": Entry("class_disparity:ClassDisparity", requires=(roles.CLASS_METRICS,)),
+    "memory-growth": Entry("memory_growth:MemoryGrowth", requires=(roles.MEMORY,)),
     "checkpoint-key-mismatch": Entry("checkpoint_key_mismatch:CheckpointKeyMismatch"),
-    "gradcam-blank": Entry("gradcam_blank:GradcamBlank", requires=(ATTN_METRICS,)),
-    "attention-inconsistency": Entry("attention_inconsistency:AttentionInconsistency", requires=(ATTN_METRICS,)),
+    "gradcam-blank": Entry("gradcam_blank:GradcamBlank", requires=(roles.ATTN_METRICS,)),
+    "attention-inconsistency": Entry("attention_inconsistency:AttentionInconsistency", requires=(roles.ATTN_METRICS,)),
     # the basics every user expects
     "nonfinite-loss": Entry("nonfinite_loss:NonfiniteLoss",
-                            requires_any=(*_TRAIN_LOSSES, VAL_LOSS, *_TERMS, TASK_LOSSES)),
+                            requires_any=(*_TRAIN_LOSSES, roles.VAL_LOSS, *_TERMS, roles.TASK_LOSSES)),
     "loss-divergence": Entry("loss_divergence:LossDivergence", requires_any=_TRAIN_LOSSES),
     "loss-plateau": Entry("loss_plateau:LossPlateau", requires_any=_TRAIN_LOSSES),
-    "overfitting": Entry("overfitting:Overfitting", requires_any=(VAL_LOSS, VAL_METRIC)),
-    "never-learned": Entry("never_learned:NeverLearned",
-                           requires_any=(*_TRAIN_LOSSES, VAL_LOSS, VAL_METRIC, VAL_ACC, TRAIN_ACC)),
+    "overfitting": Entry("overfitting:Overfitting", requires_any=(roles.VAL_LOSS, roles.VAL_METRIC)),
+    "never-learned": Entry("never_learned:NeverLearned", requires_any=(
+        *_TRAIN_LOSSES, roles.VAL_LOSS, roles.VAL_METRIC, roles.VAL_ACC, roles.TRAIN_ACC)),
     "validation-never-improves": Entry("validation_never_improves:ValidationNeverImproves",
-                                       requires_any=(VAL_METRIC, VAL_LOSS)),
+                                       requires_any=(roles.VAL_METRIC, roles.VAL_LOSS)),
 }
 
 #: name -> ``module:Class``: the table as the listing, ``explain`` and the loaders read it
