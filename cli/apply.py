@@ -255,13 +255,12 @@ def diagnose_quietly(run_dir: Path, train_config: Optional[Path] = None):
 
     if not has_logs(run_dir):
         return None
+    from trainfix.cli.common import expected_model
+    from trainfix.diagnostics.pipeline import diagnose_paths
+
     try:
-        from trainfix.diagnostics.pipeline import diagnose_paths
-
-        from trainfix.cli.common import expected_model
-
         report = diagnose_paths([run_dir], model_builder=expected_model, train_config=train_config)
-    except (TrainfixError, ImportError):
+    except TrainfixError:
         return None
     runs = list(getattr(report, "runs", []) or [])
     if len(runs) != 1:

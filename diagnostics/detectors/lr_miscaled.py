@@ -333,10 +333,8 @@ class LrMiscaled(Detector):
     def _update_ratio(run: Any) -> dict | None:
         if len(getattr(run, "checkpoints", []) or []) < 2:
             return None
-        try:
-            from trainfix.diagnostics.checkpoints import update_ratio_evidence
-        except ImportError:
-            return None
+        from trainfix.diagnostics.checkpoints import update_ratio_evidence
+
         try:
             ev = update_ratio_evidence(run)
         except Exception:  # checkpoint trouble must not stop an lr diagnosis
