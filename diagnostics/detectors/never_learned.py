@@ -217,7 +217,7 @@ class NeverLearned(Detector):
             if n < params.min_points:
                 continue
             v = s.values
-            start = _frozen_from(v, params.frozen_spread)
+            start = signals.frozen_from(v, params.frozen_spread)
             if start is None or start > max(1, int(math.floor(params.frozen_start * n))) or n - start < params.min_points:
                 continue
             level = float(np.median(v[start:]))
@@ -429,30 +429,12 @@ _TASK_METRIC = re.compile(r"(?:^|[/_.\s])(?:m|mean_?)?(?:acc|accuracy|iou|dice|f
                           r"(?:[/_.(@\s]|$)")
 
 
-def _still_falling(losses: list, share: float) -> bool:
-    """A loss fell by ``share`` or more of its level over the second half of its points, steadily
-    (Theil-Sen slope below zero with confidence; on fewer than six points, every step down): the
-    model is still learning."""
-    for s, _ in losses:
-        if len(s) < 4:
-            continue
-        steps, tail = s.steps[(len(s) - 1) // 2:], s.values[(len(s) - 1) // 2:]
-        k = max(1, len(tail) // 3)
-        first, last = float(np.median(tail[:k])), float(np.median(tail[-k:]))
-        if not (first > 0 and (first - last) >= share * first):
-            continue
-        steady = bool(np.all(np.diff(tail) < 0)) if len(tail) < 6 else signals.theil_sen(steps, tail).hi < 0
-        if steady:
-            return True
-    return False
-
-
 def _metric_near_zero(run: Any, params: Any):
     """A higher-is-better task metric in [0, 1] that never leaves zero and does not rise, while no
     loss is still falling steadily (a detector's mAP stays at zero for its first epochs while the
     box loss falls; it leaves zero later).  Every loss of the run counts (box, objectness, class)."""
     losses = [(s.finite(), "min") for t in dict.fromkeys(signals.loss_tags(run)) if (s := run.series(t)) is not None]
-    if _still_falling(losses, params.still_falling):
+    if any(signals.falls_steadily(s.steps, s.values, params.still_falling) for s, _ in losses):
         return None
     per_class = set(run.roles.group(CLASS_METRICS).values())
     for t in run.tags:
@@ -501,22 +483,6 @@ def _blown_up(losses: list, params: Any):
                     "min_second_half": float(np.min(tail)), "swing": swing, "points": len(s)}
         return msg, evidence, s
     return None
-
-
-def _frozen_from(values: np.ndarray, max_spread: float) -> int | None:
-    """The first index from which every later value lies within ``max_spread`` (relative) of the
-    others, or None when not even the last two points do."""
-    v = np.asarray(values, dtype=float)
-    if v.size < 2:
-        return None
-    suf_max = np.maximum.accumulate(v[::-1])[::-1]
-    suf_min = np.minimum.accumulate(v[::-1])[::-1]
-    scale = max(abs(float(v[-1])), 1e-12)
-    ok = (suf_max - suf_min) <= max_spread * scale
-    if not ok[-2]:
-        return None
-    bad = np.flatnonzero(~ok)
-    return int(bad[-1] + 1) if bad.size else 0
 
 
 def _at_best_bound(level: float, direction: str, values: np.ndarray) -> bool:

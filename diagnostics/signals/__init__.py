@@ -38,6 +38,7 @@ from trainfix.diagnostics.signals.noise import (
 )
 from trainfix.diagnostics.signals.trends import (
     bin_medians,
+    falls_steadily,
     mann_kendall,
     theil_sen,
     THEIL_SEN_MAX_POINTS,
@@ -46,6 +47,7 @@ from trainfix.diagnostics.signals.trends import (
 from trainfix.diagnostics.signals.trends import _inversions, _kendall_exact_p, _normal_quantile  # noqa: F401 (tested)
 from trainfix.diagnostics.signals.shapes import (
     ema,
+    frozen_from,
     longest_run,
     reversals,
     run_lengths,

@@ -147,3 +147,19 @@ def longest_run(mask: Any) -> tuple[int, int]:
     """The longest True run as ``(start, length)``; ``(0, 0)`` when there is none."""
     runs = run_lengths(mask)
     return max(runs, key=lambda r: (r[1], -r[0])) if runs else (0, 0)
+
+
+def frozen_from(values: Any, max_spread: float) -> int | None:
+    """The first index from which every later value lies within ``max_spread`` (relative to the
+    last value) of the others, or None when not even the last two points do."""
+    v = as_array(values)
+    if v.size < 2:
+        return None
+    suf_max = np.maximum.accumulate(v[::-1])[::-1]
+    suf_min = np.minimum.accumulate(v[::-1])[::-1]
+    scale = max(abs(float(v[-1])), 1e-12)
+    ok = (suf_max - suf_min) <= max_spread * scale
+    if not ok[-2]:
+        return None
+    bad = np.flatnonzero(~ok)
+    return int(bad[-1] + 1) if bad.size else 0

@@ -236,3 +236,20 @@ def _kendall_exact_p(n: int, concordant: int) -> float:
             counts[j:] -= counts[: c + 1 - j]
     prob = 2.0 * float(np.sum(counts)) / math.factorial(n) if n < 171 else float(np.sum(counts))
     return min(1.0, max(0.0, prob))
+
+
+def falls_steadily(x: Any, y: Any, share: float) -> bool:
+    """Whether ``y`` fell by ``share`` or more of its level over the second half of its points,
+    steadily: a Theil-Sen slope below zero with confidence, or on fewer than six points every step
+    down.  A model whose loss does this is still learning (fewer than four points: False)."""
+    x, y = as_array(x), as_array(y)
+    if y.size < 4:
+        return False
+    x, tail = x[(y.size - 1) // 2:], y[(y.size - 1) // 2:]
+    k = max(1, tail.size // 3)
+    first, last = float(np.median(tail[:k])), float(np.median(tail[-k:]))
+    if not (first > 0 and first - last >= share * first):
+        return False
+    if tail.size < 6:
+        return bool(np.all(np.diff(tail) < 0))
+    return theil_sen(x, tail).hi < 0
