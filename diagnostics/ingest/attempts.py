@@ -22,7 +22,7 @@ import numpy as np
 
 
 def longest_attempts(group: np.ndarray, steps: np.ndarray, ntags: int, streams: list[str],
-                     stream_fmt: dict[int, str]) -> tuple[np.ndarray | None, list[dict]]:
+                     stream_fmt: list[str]) -> tuple[np.ndarray | None, list[dict]]:
     """Rows to keep (None: all) and one report per file whose runs were appended.
 
     ``group`` (stream * ntags + tag, or the tag alone with one stream) and ``steps`` are sorted by
@@ -49,7 +49,7 @@ def longest_attempts(group: np.ndarray, steps: np.ndarray, ntags: int, streams: 
     keep = np.ones(n, dtype=bool)
     reports: list[dict] = []
     for s in np.unique(stream_of_row[fresh]).tolist():
-        if stream_fmt.get(s) == "tensorboard":
+        if stream_fmt[s] == "tensorboard":
             continue
         counts = np.unique(starts_per_group[stream_of_group == s])
         if counts.size != 1 or counts[0] < 1:

@@ -80,7 +80,8 @@ class Inputs:
     """What one run directory holds, classified."""
 
     root: Path
-    logs: list[tuple[Path, str]] = field(default_factory=list)  # (path, format)
+    # (path, format); the path as a string, since 50,000 small logs as Path objects cost 20 MiB
+    logs: list[tuple[str, str]] = field(default_factory=list)
     configs: list[Path] = field(default_factory=list)
     checkpoints: list[Path] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # {path, reason}
@@ -200,15 +201,7 @@ def scan(root: Path) -> Inputs:
     from trainfix.diagnostics.ingest.safe_read import file_problem
 
     inputs = Inputs(root=root)
-    if not root.is_dir():  # one file (or a FIFO/device named on the command line)
-        files = [root]
-    else:
-        files = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not _skip_dir(d))
-            for f in sorted(filenames):
-                files.append(Path(dirpath) / f)
-    for path in files:
+    for path in _files(root):
         kind = classify(path)
         if kind is None and path == root:
             kind = _sniff_named_file(path)
@@ -232,8 +225,21 @@ def scan(root: Path) -> Inputs:
                 continue
             inputs.configs.append(path)
         else:
-            inputs.logs.append((path, kind))
+            inputs.logs.append((str(path), kind))
     return inputs
+
+
+def _files(root: Path):
+    """Every file below ``root`` (or ``root`` itself, a file or a FIFO/device named on the command
+    line), in sorted order, one at a time."""
+    if not root.is_dir():
+        yield root
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not _skip_dir(d))
+        base = Path(dirpath)
+        for f in sorted(filenames):
+            yield base / f
 
 
 # --- splitting into runs -----------------------------------------------------------------------------

@@ -161,7 +161,7 @@ def _read_one(path: Path, fmt: str, root: Path) -> tuple[list, dict]:
     if fmt == "text":
         from trainfix.diagnostics.ingest.text import read_text
 
-        return [read_text(path, source)], {}
+        return [read_text(path, source, resolve=True)], {}
     if fmt == "ultralytics":
         from trainfix.diagnostics.ingest.ultralytics import read_ultralytics
 
@@ -187,26 +187,47 @@ def _read_one(path: Path, fmt: str, root: Path) -> tuple[list, dict]:
 
 
 @dataclass
-class _Logs:
-    """What the log readers returned, before the table is assembled."""
-
-    tables: list = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
-    config: dict = field(default_factory=dict)  # configs found inside logs (trainer_state.json)
-    mlflow_runs: set[Path] = field(default_factory=set)
-
-
-@dataclass
 class _Tally:
-    """The non-empty tables, and what ``Run.inputs`` says about the files they came from."""
+    """The points of the non-empty tables (gathered as each is read: a table is let go once
+    counted), and what ``Run.inputs`` says about the files they came from."""
 
-    kept: list = field(default_factory=list)
+    kept: Any = None  # a table.Collected
     files: list[dict] = field(default_factory=list)
     formats: Counter = field(default_factory=Counter)
     corrupt: int = 0
     truncated: list[str] = field(default_factory=list)
     units: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    empty: list[dict] = field(default_factory=list)  # skipped entries of the tables with no points
+
+    def add(self, t: Any) -> None:
+        """Count what table ``t`` holds and take its points; an empty one becomes a skipped input
+        with its reason."""
+        self.corrupt += t.corrupt_records
+        if t.truncated:
+            self.truncated.append(t.source)
+        for note in t.notes:
+            self.notes.append(f"{t.source}: {note}")
+        if not len(t):
+            why = "no scalar values in it" if t.fmt == "tensorboard" else "no metric values recognised in it"
+            self.empty.append({"path": t.source, "reason": f"{t.fmt}: {why}"})
+            return
+        self.formats[t.fmt] += 1
+        points = len(t) if t.raw_points is None else t.raw_points
+        self.files.append({"path": t.source, "format": t.fmt, "points": points, "tags": len(set(t.tags))})
+        for tag, unit in t.units.items():
+            self.units[tag] = unit
+        self.kept.add(t)
+
+
+@dataclass
+class _Logs:
+    """What the log readers returned, before the table is assembled."""
+
+    tally: _Tally
+    skipped: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)  # configs found inside logs (trainer_state.json)
+    mlflow_runs: set[Path] = field(default_factory=set)
 
 
 def _scan_for_logs(p: Path) -> Inputs:
@@ -227,51 +248,36 @@ def _scan_for_logs(p: Path) -> Inputs:
 
 
 def _read_logs(found: Inputs, root: Path) -> _Logs:
-    """Every log read by its format's reader (TensorBoard files together, for their tag prefixes)."""
+    """Every log read by its format's reader (TensorBoard files together, for their tag prefixes),
+    each table tallied as soon as it is read (a run of 50,000 small logs keeps no table objects)."""
+    from trainfix.diagnostics.ingest.collected import Collected
     from trainfix.diagnostics.ingest.configs import deep_merge
 
-    logs = _Logs(skipped=list(found.skipped))
-    tb_files = [f for f, fmt in found.logs if fmt == "tensorboard"]
+    logs = _Logs(_Tally(Collected()), skipped=list(found.skipped))
+    tb_files = [Path(f) for f, fmt in found.logs if fmt == "tensorboard"]
     if tb_files:
         tb_tables, tb_skipped = _read_tensorboard(tb_files, root)
-        logs.tables.extend(tb_tables)
+        for t in tb_tables:
+            logs.tally.add(t)
         logs.skipped.extend(tb_skipped)
-    for f, fmt in found.logs:
+    for name, fmt in found.logs:
         if fmt == "tensorboard":
             continue
+        f = Path(name)
         result, skip = read_isolated(fmt, f, root, lambda: _read_one(f, fmt, root))
         if skip is not None:  # one bad file must not stop the others; say why it was skipped
             logs.skipped.append(skip)
             continue
         got, cfg = result
-        logs.tables.extend(got)
+        for t in got:
+            logs.tally.add(t)
         logs.config = deep_merge(logs.config, cfg)
         if fmt == "mlflow":
             from trainfix.diagnostics.ingest.mlflow import metrics_dir
 
             logs.mlflow_runs.add(metrics_dir(f).parent)
+    logs.skipped.extend(logs.tally.empty)  # after the files that could not be read, as listed before
     return logs
-
-
-def _tally(logs: _Logs) -> _Tally:
-    """Count what each table holds; an empty one becomes a skipped input with its reason."""
-    tally = _Tally()
-    for t in logs.tables:
-        tally.corrupt += t.corrupt_records
-        if t.truncated:
-            tally.truncated.append(t.source)
-        for note in t.notes:
-            tally.notes.append(f"{t.source}: {note}")
-        if not len(t):
-            why = "no scalar values in it" if t.fmt == "tensorboard" else "no metric values recognised in it"
-            logs.skipped.append({"path": t.source, "reason": f"{t.fmt}: {why}"})
-            continue
-        tally.kept.append(t)
-        tally.formats[t.fmt] += 1
-        tally.files.append({"path": t.source, "format": t.fmt, "points": len(t), "tags": len(set(t.tags))})
-        for tag, unit in t.units.items():
-            tally.units[tag] = unit
-    return tally
 
 
 def _run_config(root: Path, found: Inputs, logs: _Logs,
@@ -336,15 +342,15 @@ def _read_run(p: Path, metric_overrides: dict[str, str] | None, settings: Any,
     root = p if p.is_dir() else p.parent
     found = _scan_for_logs(p)
     logs = _read_logs(found, root)
-    tally = _tally(logs)
-    if not tally.kept:
+    tally = logs.tally
+    if not len(tally.kept):
         raise InputError(
             f"found {len(found.logs)} log file(s) in {p} but no metric values in them",
             "is the run still starting? trainfix reads scalars (TensorBoard scalars, CSV/JSON numbers, metric lines)",
             details=[s["path"] + ": " + s["reason"] for s in logs.skipped],
         )
     scalars, facts = assemble(tally.kept)
-    logs.tables = tally.kept = []  # assemble released their arrays; let the tables go too
+    tally.kept = None  # assemble took the points
 
     config, config_files, own_config = _run_config(root, found, logs, user_config)
     counts, tags, roles = _roles(scalars, config, metric_overrides, settings)

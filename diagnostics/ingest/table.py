@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from trainfix.diagnostics.ingest.attempts import longest_attempts
+from trainfix.diagnostics.ingest.collected import Collected
 
 # Lower = preferred when two streams carry the same tag with as many points.
 FORMAT_PRIORITY = {"jsonl": 0, "trainer_state": 1, "csv": 2, "history": 2, "mlflow": 3, "tensorboard": 4,
@@ -47,6 +48,11 @@ class Table:
     truncated: bool = False
     notes: list[str] = field(default_factory=list)
     units: dict[str, str] = field(default_factory=dict)
+    # Set by a reader that resolved restarts as it read (:mod:`.resolve`): the points it read, and
+    # what assembly would have found in the stream ({"restarts": [(tag, step, from step)],
+    # "attempts": a report or None}).
+    raw_points: int | None = None
+    resolved: dict | None = None
 
     def __len__(self) -> int:
         return int(self.steps.shape[0])
@@ -139,27 +145,33 @@ def _needs_resolution(order: np.ndarray | None, group: np.ndarray, steps: np.nda
     return False
 
 
-def assemble(tables: list[Table]) -> tuple[Any, dict[str, Any]]:
+def assemble(tables: list[Table] | Collected) -> tuple[Any, dict[str, Any]]:
     """Combine tables into the Run's DataFrame; return it and facts for ``Run.inputs``.
 
-    Takes ownership of the tables' arrays: they are released while the frame is built (the
-    tables keep their names, tags and notes), so peak memory stays near the frame's size.
+    Takes ownership of the tables' arrays (a list is gathered into a :class:`.collected.Collected`
+    first; the reader of a run gathers each table as it is read): they are released while the
+    frame is built (the tables keep their names, tags and notes), so peak memory stays near the
+    frame's size.
     """
     info: dict[str, Any] = {"restarts": [], "duplicates": [], "attempts": []}
-    tables = [t for t in tables if len(t)]
-    voc = _vocabulary(tables)
-    if not tables:
+    if isinstance(tables, Collected):
+        got = tables
+    else:
+        got = Collected()
+        for t in tables:
+            got.add(t)
+        tables.clear()
+    if not len(got):
         return _empty_frame(), info
-    cols = _concatenate(tables, voc)
+    voc = _vocabulary(got)
+    cols = _concatenate(got, voc)
     order, group = _order_resolving_restarts(cols, voc, info)
+    _add_resolved(got, voc, info)
     if len(voc.streams) > 1:
         order = _keep_one_stream_per_tag(order, group, cols.codes, voc, info)
     del group
     # Reorder one column at a time and let go of the inputs as we go: peak memory stays near
     # one extra column, not a second copy of the table.
-    for t in tables:
-        t.codes = t.steps = t.values = t.wall_times = None  # type: ignore[assignment]
-    tables.clear()
     frame = _frame(cols, voc, order)
     info["restarts"] = _summarise_restarts(info["restarts"])
     return frame, info
@@ -175,18 +187,20 @@ class _Vocabulary:
     source_code: dict[str, int]
     streams: list[str]
     stream_code: dict[str, int]  # first-seen order; a dict, so 50,000 files stay linear
-    stream_fmt: dict[int, str]
+    stream_fmt: list[str]  # by stream code
+    tag_remap: np.ndarray  # first-seen tag code -> sorted code
+    source_remap: np.ndarray  # table number -> sorted file code
 
 
-def _vocabulary(tables: list[Table]) -> _Vocabulary:
-    all_tags = sorted({tag for t in tables for tag in t.tags})
-    sources = sorted({t.source for t in tables})
-    stream_code: dict[str, int] = {}
-    stream_fmt: dict[int, str] = {}
-    for t in tables:
-        stream_fmt[stream_code.setdefault(t.stream, len(stream_code))] = t.fmt
-    return _Vocabulary(all_tags, {tag: i for i, tag in enumerate(all_tags)}, sources,
-                       {s: i for i, s in enumerate(sources)}, list(stream_code), stream_code, stream_fmt)
+def _vocabulary(got: Collected) -> _Vocabulary:
+    all_tags = sorted(got.tag_code)
+    tag_code = {tag: i for i, tag in enumerate(all_tags)}
+    sources = sorted(set(got.sources))
+    source_code = {s: i for i, s in enumerate(sources)}
+    tag_remap = np.asarray([tag_code[t] for t in got.tag_code], dtype=np.int64)
+    source_remap = np.asarray([source_code[s] for s in got.sources], dtype=np.int64)
+    return _Vocabulary(all_tags, tag_code, sources, source_code, list(got.stream_code), got.stream_code,
+                       got.stream_fmt, tag_remap, source_remap)
 
 
 def _empty_frame() -> Any:
@@ -216,24 +230,30 @@ class _Columns:
     stream: np.ndarray
 
 
-def _concatenate(tables: list[Table], voc: _Vocabulary) -> _Columns:
+def _concatenate(got: Collected, voc: _Vocabulary) -> _Columns:
+    """The collected chunks as one set of columns, tag and file codes sorted; one chunk's steps,
+    values and wall times are used as they are (no copy)."""
     itype = np.int32 if len(voc.tags) > 32000 else np.int16
     ftype = np.int32 if max(len(voc.sources), len(voc.streams)) > 32000 else np.int16  # file and stream codes
-    tag_code = voc.tag_code
-    if len(tables) == 1:
-        t = tables[0]
-        remap = np.asarray([tag_code[x] for x in t.tags], dtype=itype)
-        codes = remap[t.codes] if len(t.tags) else t.codes.astype(itype)
-        return _Columns(codes, t.steps, t.values, t.wall_times, np.zeros(len(t), dtype=ftype),
-                        np.zeros(len(t), dtype=ftype))
-    return _Columns(
-        codes=np.concatenate([np.asarray([tag_code[x] for x in t.tags], dtype=itype)[t.codes] for t in tables]),
-        steps=np.concatenate([t.steps for t in tables]),
-        values=np.concatenate([t.values for t in tables]),
-        walls=np.concatenate([t.wall_times for t in tables]),
-        src=np.concatenate([np.full(len(t), voc.source_code[t.source], dtype=ftype) for t in tables]),
-        stream=np.concatenate([np.full(len(t), voc.stream_code[t.stream], dtype=ftype) for t in tables]),
-    )
+    chunks = got.take_chunks()
+
+    def per_point(c, name: str, remap: np.ndarray | None) -> np.ndarray:
+        v = getattr(c, name)
+        if isinstance(v, int):
+            return np.full(len(c.steps), v if remap is None else remap[v], dtype=ftype)
+        return (v if remap is None else remap[v]).astype(ftype)
+
+    codes = [voc.tag_remap[c.codes].astype(itype) for c in chunks]
+    src = [per_point(c, "src", voc.source_remap) for c in chunks]
+    stream = [per_point(c, "stream", None) for c in chunks]
+    if len(chunks) == 1:
+        c = chunks[0]
+        return _Columns(codes[0], c.steps, c.values, c.walls, src[0], stream[0])
+    cols = _Columns(np.concatenate(codes), np.concatenate([c.steps for c in chunks]),
+                    np.concatenate([c.values for c in chunks]), np.concatenate([c.walls for c in chunks]),
+                    np.concatenate(src), np.concatenate(stream))
+    chunks.clear()
+    return cols
 
 
 def _order_resolving_restarts(cols: _Columns, voc: _Vocabulary, info: dict) -> tuple[np.ndarray | None, np.ndarray]:
@@ -273,26 +293,44 @@ def _order_resolving_restarts(cols: _Columns, voc: _Vocabulary, info: dict) -> t
     return order[keep], group
 
 
+def _add_resolved(got: Collected, voc: _Vocabulary, info: dict) -> None:
+    """What readers that resolved restarts as they read found in their streams, merged into
+    ``info`` as assembly reports it (appended runs in stream order)."""
+    reports = [(voc.stream_code[r["source"]], r) for r in info["attempts"]]
+    for stream, resolved in got.resolved:
+        info["restarts"].extend({"stream": stream, "tag": tag, "step": int(step), "from_step": int(frm)}
+                                for tag, step, frm in resolved["restarts"])
+        if resolved["attempts"] is not None:
+            reports.append((voc.stream_code[stream], {**resolved["attempts"], "source": stream}))
+    if len(reports) > len(info["attempts"]):
+        info["attempts"] = [r for _, r in sorted(reports, key=lambda sr: sr[0])]
+
+
 def _keep_one_stream_per_tag(order: np.ndarray, group: np.ndarray, codes: np.ndarray, voc: _Vocabulary,
                              info: dict) -> np.ndarray:
     """Same tag in several streams: keep the stream with the most points (then the finer format),
     record the dropped copies in ``info``, and sort the rows by tag only."""
     streams, ntags = voc.streams, len(voc.tags)
     g_kept = group[order]
-    counts = np.bincount(g_kept, minlength=len(streams) * ntags).reshape(len(streams), ntags)
-    present = counts > 0
-    multi = np.flatnonzero(present.sum(axis=0) > 1)
-    if multi.size:
-        drop_groups = []
-        for tc in multi:
-            cands = [s for s in range(len(streams)) if present[s, tc]]
-            best = min(cands, key=lambda s: (-counts[s, tc], FORMAT_PRIORITY.get(voc.stream_fmt[s], 9), s))
-            dropped = [s for s in cands if s != best]
-            drop_groups += [s * ntags + tc for s in dropped]
-            info["duplicates"].append(
-                {"tag": voc.tags[tc], "kept": streams[best], "dropped": [streams[s] for s in dropped]}
-            )
-        order = order[~np.isin(g_kept, np.asarray(drop_groups))]
+    # Points per (stream, tag) present, sparse: 50,000 one-tag files by 50 tags is no 2.5M-cell grid.
+    present, counts = np.unique(g_kept, return_counts=True)
+    p_stream, p_tag = present // ntags, present % ntags
+    by_tag = np.argsort(p_tag, kind="stable")  # streams stay in ascending order within a tag
+    p_stream, p_tag, counts = p_stream[by_tag], p_tag[by_tag], counts[by_tag]
+    edges = np.flatnonzero(np.diff(p_tag)) + 1
+    drop_groups = []
+    for lo, hi in zip(np.concatenate([[0], edges]).tolist(), np.concatenate([edges, [p_tag.size]]).tolist()):
+        if hi - lo < 2:
+            continue
+        tc = int(p_tag[lo])
+        cands = p_stream[lo:hi].tolist()
+        count = dict(zip(cands, counts[lo:hi].tolist()))
+        best = min(cands, key=lambda s: (-count[s], FORMAT_PRIORITY.get(voc.stream_fmt[s], 9), s))
+        dropped = [s for s in cands if s != best]
+        drop_groups += [s * ntags + tc for s in dropped]
+        info["duplicates"].append({"tag": voc.tags[tc], "kept": streams[best], "dropped": [streams[s] for s in dropped]})
+    if drop_groups:
+        order = order[~np.isin(g_kept, np.asarray(drop_groups), kind="sort")]  # no lookup table as wide as the codes
     del g_kept
     # Within a tag the kept stream's steps are strictly increasing: sort by tag only.
     return order[np.argsort(codes[order], kind="stable")]

@@ -188,23 +188,53 @@ class _Points:
         return t
 
 
-def read_text(path: Path, source: str) -> Table:
+def read_text(path: Path, source: str, *, resolve: bool = False) -> Table:
     """Read one text log (see the module docstring for what is understood).
+
+    ``resolve``: settle restarts while reading (:mod:`.resolve`), so memory holds the points that
+    survive assembly, not every point read; the table then holds the survivors, tag by tag.
+    Without it, every point in file order.  When the longest of several appended runs is not the
+    last and its points were not kept, the file is read again (as far as the first read got),
+    keeping that run.
+    """
+    if not resolve:
+        pts = _Points()
+        notes: list[str] = []
+        _parse(path, pts, notes)
+        return pts.table(source, notes)
+    from trainfix.diagnostics.ingest.resolve import Resolver
+    from trainfix.diagnostics.ingest.safe_read import deadline
+
+    res = Resolver()
+    notes = []
+    blocks = _parse(path, res, notes)
+    again = res.needs_attempt()
+    if again is not None:
+        res = Resolver(keep_attempt=again)
+        with deadline():  # the second read has a budget of its own, and stops where the first did
+            _parse(path, res, [], max_blocks=blocks)
+    return res.table(source, notes)
+
+
+def _parse(path: Path, pts, notes: list[str], max_blocks: int | None = None) -> int:
+    """Feed every metric line of ``path`` to ``pts.add_line``; the number of blocks read.
 
     Lines are taken a block at a time; a line that holds no ``:``, ``=`` or ``poch`` costs three
     substring tests, and a metric line one :data:`_PAIR` scan, the indicator searches its words
     call for, and its points.
     """
-    pts = _Points()
+    from itertools import islice
+
     epoch: int | None = None
     epoch0: int | None = None
     per_epoch: int | None = None  # batches per epoch, from "Batch: i/N"
     last_global: int | None = None
     batch_level = False
     count = 0
-    notes: list[str] = []
+    nblocks = 0
     with open_input(path) as fh:  # regular files only, budgeted, bounded lines (a \r-only log too)
-        for block in until_spent(fh.blocks(), path, notes):
+        for block in islice(until_spent(fh.blocks(), path, notes), max_blocks):
+            nblocks += 1
             for line in _lines_of(block):
                 if ":" not in line and "=" not in line and "poch" not in line:
                     continue
@@ -249,4 +279,4 @@ def read_text(path: Path, source: str) -> Table:
                 pts.add_line(pairs, step)
     if pts.units:
         notes.append("percentages converted to fractions: " + ", ".join(sorted(pts.units)))
-    return pts.table(source, notes)
+    return nblocks
