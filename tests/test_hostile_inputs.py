@@ -222,6 +222,75 @@ def test_a_progress_bar_log_with_only_carriage_returns_streams_in_bounded_memory
     assert peak < 1 << 20  # the 1.9 MB "line" is never held whole, nor decoded whole
 
 
+def test_a_sparse_and_a_garbage_events_file_beside_a_valid_log_cost_one_skip_each(tmp_path):
+    """A sparse file of zeros (the 2 GB case, at 16 MiB) and random bytes named as event files:
+    each is read to its end without a scalar, said so, and the run is the JSON log's."""
+    import os
+    import random
+
+    from trainfix.diagnostics.ingest import read_run
+
+    _metrics(tmp_path)
+    with open(tmp_path / "events.out.tfevents.1.zeros", "wb") as fh:
+        fh.truncate(16 << 20)
+    (tmp_path / "events.out.tfevents.2.garbage").write_bytes(random.Random(11).randbytes(4 << 20))
+    run = read_run(tmp_path)
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in run.inputs["skipped"]}
+    assert set(skipped) == {"events.out.tfevents.1.zeros", "events.out.tfevents.2.garbage"}
+    assert all(r.startswith("tensorboard") for r in skipped.values())
+    assert run.inputs["tags"] == ["train/loss", "val/acc"] and run.inputs["points"] == 60
+
+
+def test_a_csv_with_100_000_header_columns_reads_in_one_pass(tmp_path):
+    from trainfix.diagnostics.ingest import read_run
+
+    header = "step," + ",".join(f"m{i}" for i in range(100_000))  # 1.3 MB of header
+    rows = [f"{s}," + ",".join("1" if (i + s) % 7 else "" for i in range(100_000)) for s in (1, 2)]
+    (tmp_path / "wide.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    run = read_run(tmp_path)
+    assert run.inputs["skipped"] == [] and len(run.inputs["tags"]) == 100_000
+    assert run.inputs["points"] == sum(1 for s in (1, 2) for i in range(100_000) if (i + s) % 7)
+
+
+def test_a_run_of_thousands_of_tiny_logs_keeps_no_table_per_file(tmp_path):
+    """3,000 one-line logs (the 50,000-file case, smaller): each file's points are gathered as it is
+    read, so what stays per file is its entry in the file list, not a table of arrays (~1 KB)."""
+    import tracemalloc
+
+    from trainfix.diagnostics.ingest import read_run
+
+    for i in range(3_000):
+        sub = tmp_path / f"d{i // 500}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"log{i}.jsonl").write_text(f'{{"step": 1, "loss{i % 50}": 0.5}}\n')
+    read_run(tmp_path / "d0")  # the imports, outside the measurement
+    tracemalloc.start()
+    try:
+        run = read_run(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(run.inputs["files"]) == 3_000 and run.inputs["points"] == 50
+    assert len(run.inputs["duplicates"]) == 50 and run.inputs["skipped"] == []
+    assert peak < 3_000 * 1_500, peak  # a Table per file held until assembly was about 2.4 KB a file
+
+
+def test_a_restarted_text_log_is_settled_while_it_is_read(tmp_path):
+    """The 500 MB case, smaller: 100 runs appended to one log; read_run keeps the last (all are as
+    long), reports the restarts (99, all back to epoch 0: one entry), and counts every point read
+    in the file list."""
+    from trainfix.diagnostics.ingest import read_run
+
+    chunk = "".join(f"Epoch {e}/99: Train Loss: {1 / (e + 1):.4f} | Val Acc: {50 + e % 40:.2f}%\n"
+                    f"[W] some warning about data loader worker {e}\n" for e in range(100))
+    (tmp_path / "train.log").write_text(chunk * 100)
+    run = read_run(tmp_path)
+    assert run.inputs["points"] == 200 and run.inputs["files"][0]["points"] == 20_000
+    assert run.inputs["restarts"] == [{"source": "train.log", "step": 0, "from_step": 99, "tags": ["Train Loss", "Val Acc"]}]
+    assert run.inputs["appended_runs"] == [{"source": "train.log", "attempts": 100, "kept": 100, "points": [200] * 100}]
+    assert run.series("Train Loss").steps.tolist() == list(range(100))
+
+
 # --- one bad file never sinks a run --------------------------------------------------------------
 
 
