@@ -132,10 +132,15 @@ def _readers() -> dict[str, tuple[str, Callable[[Path], object]]]:
 
         return read_metric(path, "metrics/loss")
 
+    def text(path: Path):  # every point, and the points settled as they are read (what read_run uses)
+        raw, settled = read_text(path, path.name), read_text(path, path.name, resolve=True)
+        assert settled.raw_points == len(raw)
+        return settled
+
     return {
         "csv": ("metrics.csv", lambda p: read_csv(p, p.name)),
         "jsonl": ("metrics.jsonl", lambda p: read_jsonl(p, p.name)),
-        "text": ("train.log", lambda p: read_text(p, p.name)),
+        "text": ("train.log", text),
         "trainer_state": ("trainer_state.json", lambda p: read_trainer_state(p, p.name)),
         "mlflow": ("loss", mlflow),
         "tensorboard": ("events.out.tfevents.1.host", lambda p: read_events(p)),
