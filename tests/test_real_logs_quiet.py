@@ -21,6 +21,9 @@ The verdicts below come from reading each curve, not from running the tool:
   background only, it never learned.
 - pl-19 (GAN): the discriminator loss is 1.6e24 at step 0 and NaN after, the generator loss NaN
   throughout: non-finite loss.
+- txt-29 (Transformer translation, epochs 16-30): validation loss 5.94-6.01 over all 15
+  evaluations while the training loss creeps 4.61 -> 4.37 and the lr stays near 3/4 of its peak:
+  a plateau.
 - Everything else is healthy or has too little data to judge, including fine-tunes near their
   optimum (hf-04: an LM loss flat at ~2.1 within its noise; jsonl-09: a loss flat at 4.77 while
   top-1 accuracy rises 66% -> 69.5%), early-training roughness in YOLO metrics (tfev-25), a GAN whose
@@ -45,6 +48,7 @@ EXPECTED: dict[str, set[str]] = {
     "hf-08": {"validation-never-improves"},
     "keras-14": {"never-learned"},
     "pl-19": {"nonfinite-loss"},
+    "txt-29": {"loss-plateau"},
 }
 
 RUNS = sorted(p.name for p in DATA.iterdir() if p.is_dir())  # tracked in the repository: never absent

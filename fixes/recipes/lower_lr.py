@@ -16,7 +16,9 @@ When to use
 -----------
 ``lr-miscaled`` in its too-high form (early spikes, divergence), ``loss-divergence``,
 ``accuracy-oscillation`` that is not explained by sparse training or hard MIL selection,
-``nonfinite-loss``.
+``nonfinite-loss``; ``loss-plateau`` after learning (the loss stalled at a steady lr): there the
+smaller steps let it settle below the stalled level, and a decay from the plateau's start (step,
+cosine) does the same without slowing the first epochs.
 
 Why
 ---
@@ -60,7 +62,7 @@ class LowerLr(Recipe):
 
     id = "lower-lr"
     resolves = ("lr-miscaled", "loss-divergence", "accuracy-oscillation", "nonfinite-loss")
-    evidence = ("expected_lr", "effective_lr", "lr", "typical_range")
+    evidence = ("expected_lr", "effective_lr", "lr", "typical_range", "signature")
     knobs = ("lr", "scaled_lr")
 
     def plan(self, config, finding=None):
@@ -88,6 +90,10 @@ class LowerLr(Recipe):
                 factor = ratio  # the target lies in the optimizer's range, however far the lr was above it
                 b.note(f"{source} {expected:.3g}: factor {factor:.3g}")
         reason = f"lr x{sig(factor, 2):g}: smaller steps leave the unstable regime"
+        if finding is not None and (finding.evidence or {}).get("signature") in ("after-learning", "validation-flat"):
+            since = f" from step {finding.steps[0]:g}" if finding.steps else ""
+            reason = (f"lr x{sig(factor, 2):g}: smaller steps let the loss settle below the level it stalled "
+                      f"at{since} (or decay the lr from there)")
         b.scale("lr", factor, reason)
         if not b.own or b.get("scaled_lr") is not None:  # ours: the recorded effective lr, kept true
             b.scale("scaled_lr", factor, reason)
