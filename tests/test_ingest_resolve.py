@@ -78,3 +78,30 @@ def test_a_long_log_of_appended_runs_holds_the_surviving_points_not_every_point(
     # every point in arrays would be 20 bytes a point, 4 MB; the survivors, the finished runs kept
     # and the bookkeeping of 200 restarts are far below that (the read buffers are about 1 MiB)
     assert peak < 2_500_000, peak
+
+
+def test_a_second_read_cut_short_skips_the_file_with_the_reason(tmp_path, monkeypatch):
+    """A longest run that is not the last, its points not kept: the file is read again for it.
+    Should that read stop before the first one did (its time budget), the file is skipped, said
+    why, rather than diagnosed from a run read in part."""
+    from trainfix.diagnostics.ingest import read_run, text
+
+    monkeypatch.setattr(resolve, "SAVED_POINTS", 0)
+    (tmp_path / "train.log").write_text("".join(f"epoch {e} loss: {1 / e:.3f}\n" for e in range(1, 30))
+                                        + "".join(f"epoch {e} loss: {1 / e:.3f}\n" for e in range(1, 3)))
+    _metrics = tmp_path / "metrics.jsonl"
+    _metrics.write_text('{"step": 1, "acc": 0.5}\n')
+    assert read_run(tmp_path).inputs["appended_runs"][0]["kept"] == 1  # read again, whole
+    parse = text._parse
+    calls = []
+
+    def cut_short(path, pts, notes, max_blocks=None):
+        calls.append(max_blocks)
+        return parse(path, pts, notes, max_blocks) - (max_blocks is not None)
+
+    monkeypatch.setattr(text, "_parse", cut_short)
+    run = read_run(tmp_path)
+    assert calls == [None, 1]
+    (skip,) = run.inputs["skipped"]
+    assert skip["path"] == "train.log" and "second time" in skip["reason"]
+    assert run.inputs["tags"] == ["acc"]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainfix.diagnostics.ingest.safe_read import open_input, until_spent
+from trainfix.diagnostics.ingest.safe_read import BudgetExceeded, open_input, until_spent
 from trainfix.diagnostics.ingest.table import Table
 
 _NUM = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
@@ -212,7 +212,9 @@ def read_text(path: Path, source: str, *, resolve: bool = False) -> Table:
     if again is not None:
         res = Resolver(keep_attempt=again)
         with deadline():  # the second read has a budget of its own, and stops where the first did
-            _parse(path, res, [], max_blocks=blocks)
+            if _parse(path, res, [], max_blocks=blocks) < blocks:
+                raise BudgetExceeded(f"its time budget ran out reading it a second time, for run {again + 1} of "
+                                     "several appended (raise it with TRAINFIX_MAX_FILE_SECONDS)", "time")
     return res.table(source, notes)
 
 
