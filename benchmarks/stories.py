@@ -60,16 +60,11 @@ def relative_change(v: np.ndarray, k: int = 3) -> float:
     return (last - first) / abs(first) if first else math.inf
 
 
-def largest_drop(v: np.ndarray, skip_fraction: float = 0.25) -> float:
-    """Largest fall between consecutive evaluations after the first ``skip_fraction`` of them."""
-    start = int(math.ceil(len(v) * skip_fraction))
-    d = np.diff(v[max(start - 1, 0):])
-    return float(max(0.0, -d.min())) if d.size else 0.0
+def stability(v: np.ndarray) -> tuple[float, float]:
+    """(std around the trend, largest drop) over the second half: ``compare``'s own definition."""
+    from trainfix.diagnostics.compare import late_stability
 
-
-def late_std(v: np.ndarray) -> float:
-    """Standard deviation over the second half of the evaluations."""
-    return float(np.std(v[len(v) // 2:]))
+    return late_stability(v, "max") or (math.nan, math.nan)
 
 
 # --- per-story figures -------------------------------------------------------------------------------
@@ -121,8 +116,8 @@ def measure_mil(run: Path) -> dict[str, float]:
     return {
         "batch loss max/min": float(losses.max() / max(losses.min(), 1e-12)),
         "late q98/q02 (median)": float(np.median(ratios[-max(1, len(ratios) // 3):])),
-        "val/acc std (2nd half)": late_std(acc),
-        "val/auc std (2nd half)": late_std(auc),
+        "val std (val/acc)": stability(acc)[0],
+        "val std (val/auc)": stability(auc)[0],
         "val/auc": float(auc[-1]),
     }
 
@@ -131,8 +126,8 @@ def measure_sparse(run: Path) -> dict[str, float]:
     s = read_metrics(run)
     acc = values(s, "val/acc")
     return {
-        "largest val/acc drop": largest_drop(acc),
-        "val/acc std (2nd half)": late_std(acc),
+        "largest val drop": stability(acc)[1],
+        "val std": stability(acc)[0],
         "active fraction (end)": float(values(s, "sparsity/active_fraction")[-1]),
         "val/acc": float(acc[-1]),
     }
@@ -151,6 +146,8 @@ def measure_imbalance(run: Path) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Story:
+    """A story of ``trainfix.stories.STORIES`` (its name, seed and failure) and its figures."""
+
     name: str
     seed: str
     failure: str
@@ -160,13 +157,27 @@ class Story:
         return EXAMPLES / f"{self.name}-{variant}.yaml"
 
 
-STORIES: dict[str, Story] = {s.name: s for s in (
-    Story("sparsity", "000", "sparsity term never converges", measure_sparsity),
-    Story("lr-scaling", "003", "lr shrunk by batch/512, uncertainty weights stuck", measure_lr_scaling),
-    Story("mil", "002", "hard selection, erratic batch losses", measure_mil),
-    Story("sparse", "004", "sparse from epoch 1, val accuracy swings", measure_sparse),
-    Story("imbalance", "004", "class imbalance, poor per-class accuracy", measure_imbalance),
-)}
+MEASURES: dict[str, Callable[[Path], dict[str, float]]] = {
+    "sparsity": measure_sparsity,
+    "lr-scaling": measure_lr_scaling,
+    "mil": measure_mil,
+    "sparse": measure_sparse,
+    "imbalance": measure_imbalance,
+}
+
+
+def _stories() -> dict[str, Story]:
+    """The one story table (``trainfix.stories``), each with its measure; a story without one is an
+    error here, not a silent gap in the table."""
+    from trainfix.stories import STORIES as TABLE
+
+    missing = sorted(set(TABLE) - set(MEASURES))
+    if missing:
+        raise SystemExit(f"benchmarks/stories.py: no measure for the stories {missing}")
+    return {name: Story(name, st.seed_story, st.title, MEASURES[name]) for name, st in TABLE.items()}
+
+
+STORIES: dict[str, Story] = _stories()
 
 
 # --- running ---------------------------------------------------------------------------------------

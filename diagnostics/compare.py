@@ -154,6 +154,23 @@ def batch_loss_ratio(run) -> float | None:
     return float(np.median(ratios)) if ratios else None
 
 
+def late_stability(values: Any, direction: str = "max") -> tuple[float, float] | None:
+    """How unsteady a validation metric is over the second half of its evaluations: (its std around
+    its own linear trend, the largest epoch-to-epoch move the bad way); None with fewer than 3.
+
+    Around the trend, because a metric still climbing is not unstable; the bad way is a fall for a
+    metric to maximise and a rise for one to minimise.  The one definition of ``val std`` and
+    ``largest val drop``, for ``compare``, the repair loop and the story benchmark.
+    """
+    half = np.asarray(values, dtype=float)[len(values) // 2:]
+    if len(half) < 3:
+        return None
+    x = np.arange(len(half), dtype=float)
+    resid = half - np.polyval(np.polyfit(x, half, 1), x)
+    worse = -np.diff(half) if direction != "min" else np.diff(half)
+    return float(np.std(resid)), float(max(0.0, np.max(worse)))
+
+
 def run_metrics(run) -> dict[str, float]:
     """The key metrics of one run (see module docstring); missing data leaves a metric out."""
     return {name: value for name, (value, _) in tagged_metrics(run).items()}
@@ -187,14 +204,10 @@ def tagged_metrics(run) -> dict[str, tuple[float, str | None]]:
         best = float(np.max(v)) if direction != "min" else float(np.min(v))
         m[f"final {tag}"] = (float(v[-1]), tag)
         m[f"best {tag}"] = (best, tag)
-        half = v[len(v) // 2:]
-        if len(half) >= 3:
-            # around its own linear trend: a metric still climbing is not unstable
-            x = np.arange(len(half), dtype=float)
-            resid = half - np.polyval(np.polyfit(x, half, 1), x)
-            m["val std"] = (float(np.std(resid)), tag)
-            worse = -np.diff(half) if direction != "min" else np.diff(half)
-            m["largest val drop"] = (float(max(0.0, np.max(worse))), tag)
+        stability = late_stability(v, direction)
+        if stability is not None:
+            m["val std"] = (stability[0], tag)
+            m["largest val drop"] = (stability[1], tag)
     vl = run.role(R.VAL_LOSS)
     if vl is not None and len(vl.finite()):
         m["final val loss"] = (float(vl.finite().values[-1]), vl.tag)
