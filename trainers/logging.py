@@ -49,9 +49,20 @@ def memory_mb(device: Any = None) -> float:
 
     if device is not None and getattr(device, "type", str(device)) == "cuda":
         return torch.cuda.memory_allocated(device) / 2**20
+    return _this_process().memory_info().rss / 2**20
+
+
+def _this_process() -> Any:
+    """This process as a ``psutil.Process``, made once per process (making one reads /proc each time)."""
+    global _PROCESS
     import psutil
 
-    return psutil.Process().memory_info().rss / 2**20
+    if _PROCESS is None or _PROCESS.pid != os.getpid():  # a forked child measures itself
+        _PROCESS = psutil.Process()
+    return _PROCESS
+
+
+_PROCESS: Any = None
 
 
 def device_total_mb(device: Any = None) -> float:

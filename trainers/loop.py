@@ -261,21 +261,9 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
     out = resolve_out_dir(cfg, out_dir, resume)
     distributed.barrier(info)  # every rank checked the run dir before rank 0 writes into it
 
-    if resume and not (out / "checkpoints" / "last.pt").is_file():  # killed before its first checkpoint
-        resume = False
-        if info.is_main:
-            say(f"{out} never saved a checkpoint: starting the run over")
-    state = ckpt_io.load(out / "checkpoints" / "last.pt", map_location=device) if resume else None
-    if state is not None and info.is_main and state["progress"].get("run_config_hash") != config_hash(cfg):
-        say("warning: the config differs from the one the checkpoint was trained with; resuming with the new one")
+    state = resume_state(cfg, out, resume, device, info)  # None: a new run (or one never checkpointed)
     if info.is_main:
         control.clear(out)  # a stale end marker or an already handled stop request
-    if state is not None and info.is_main:
-        p = state["progress"]
-        within = f" (batch {p['batch']} of the epoch)" if p.get("batch") else ""
-        say(f"resuming {out} from epoch {p['stage_epoch0'] + p['epoch']}, step {p['step']}{within}")
-
-    if info.is_main:
         write_run_header(cfg, config, out, device, info)
 
     progress = state["progress"] if state is not None else None
@@ -334,6 +322,26 @@ def train(config: Any, out_dir: str | Path | None = None, resume: bool = False,
 
 
 # --- helpers the loop reads as single lines ----------------------------------------------------
+def resume_state(cfg: RunConfig, out: Path, resume: bool, device: torch.device, info: distributed.DistInfo) -> dict | None:
+    """The checkpoint ``--resume`` continues from (``last.pt``), and where it resumes said once on
+    stderr; None for a new run, or for one killed before its first checkpoint (it starts over)."""
+    last = out / "checkpoints" / "last.pt"
+    if resume and not last.is_file():
+        if info.is_main:
+            say(f"{out} never saved a checkpoint: starting the run over")
+        return None
+    if not resume:
+        return None
+    state = ckpt_io.load(last, map_location=device)
+    if info.is_main:
+        p = state["progress"]
+        if p.get("run_config_hash") != config_hash(cfg):
+            say("warning: the config differs from the one the checkpoint was trained with; resuming with the new one")
+        within = f" (batch {p['batch']} of the epoch)" if p.get("batch") else ""
+        say(f"resuming {out} from epoch {p['stage_epoch0'] + p['epoch']}, step {p['step']}{within}")
+    return state
+
+
 def write_run_header(cfg: RunConfig, config: Any, out: Path, device: torch.device, info: distributed.DistInfo) -> None:
     """The resolved config beside the logs (world size, backend, device memory, the global batch and
     the lr scaled to it recorded in it), and what will run, said once on stderr."""
